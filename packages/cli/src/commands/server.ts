@@ -1,0 +1,65 @@
+/** `edgectl server` and `edgectl dev`: run a control plane in the foreground until SIGTERM/SIGINT. */
+import type { ControlPlane } from "@edgeplane/control-plane";
+import { parseFlags } from "../args.js";
+
+export const serverHelp = `Usage: edgectl server [flags]
+
+Runs the control plane in the foreground; SIGTERM or SIGINT stops it gracefully.
+
+Flags:
+  --grpc-addr host:port   gRPC listen address (default 127.0.0.1:50051)
+  --http-addr host:port   HTTP listen address (default 127.0.0.1:8080)
+  --store memory|URL      memory (default) or redis://host:port
+  --nats URL              NATS server URL (repeatable, or comma-separated)
+`;
+
+export const devHelp = `Usage: edgectl dev [flags]
+
+Runs the development stack: a control plane on the memory store with the default addresses.
+Flags are those of "edgectl server".
+`;
+
+/** Waits for SIGTERM/SIGINT, then stops the control plane and resolves the exit code. */
+export function runUntilSignal(cp: ControlPlane): Promise<number> {
+  return new Promise((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (signalled) {
+        // A second signal while draining: give up on the grace period.
+        process.stderr.write(`received ${signal} again, exiting now\n`);
+        process.exit(1);
+      }
+      signalled = true;
+      cp.stop({ graceMs: 5000 }).then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+export async function server(argv: readonly string[], mode: "server" | "dev"): Promise<number> {
+  const { values } = parseFlags(mode, argv, {
+    "grpc-addr": { type: "string" },
+    "http-addr": { type: "string" },
+    store: { type: "string" },
+    nats: { type: "string", multiple: true },
+  });
+  // Loaded here, not at the top: client commands never load the server.
+  const { startControlPlane } = await import("@edgeplane/control-plane");
+  const nats = (values.nats ?? []).flatMap((v) => v.split(",")).filter(Boolean);
+  const cp = await startControlPlane({
+    grpcAddr: values["grpc-addr"],
+    httpAddr: values["http-addr"],
+    store: values.store ?? "memory",
+    nats,
+  });
+  if (mode === "dev") {
+    process.stderr.write(
+      `\nedgeplane dev stack is up\n  gRPC:      ${cp.grpcAddress}\n  HTTP:      ${cp.httpUrl}  (try ${cp.httpUrl}/readyz)\n  store:     memory (state is lost on exit)\n  stop with Ctrl-C\n\n`,
+    );
+  }
+  return runUntilSignal(cp);
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * `edgectl`: the command line of edgeplane. Client commands talk gRPC to a control plane
+ * (`--server`, `EDGEPLANE_SERVER`); `server` and `dev` run one.
+ */
+import { EDGEPLANE_VERSION, EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
+import { devHelp, server, serverHelp } from "./commands/server.js";
+import { version, versionHelp } from "./commands/version.js";
+
+const usage = `edgectl ${EDGEPLANE_VERSION}: the edgeplane command line
+
+Usage: edgectl <command> [flags]
+
+Commands:
+  server     run a control plane
+  dev        run the development stack (control plane on the memory store)
+  version    print client and server versions
+
+Run "edgectl <command> --help" for a command's flags.
+`;
+
+const commands: Record<string, { help: string; run: (argv: readonly string[]) => Promise<number> }> = {
+  server: { help: serverHelp, run: (argv) => server(argv, "server") },
+  dev: { help: devHelp, run: (argv) => server(argv, "dev") },
+  version: { help: versionHelp, run: version },
+};
+
+/** Runs one command line; resolves the exit code. Errors are printed once, here. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(usage);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`edgectl: unknown command "${name}"\n\n${usage}`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    const e = isEdgeplaneError(err) ? err : EdgeplaneError.from(err);
+    process.stderr.write(`error: ${e.message}\n`);
+    for (const d of e.details) process.stderr.write(`  ${d.field}: ${d.description}\n`);
+    return e.code === "invalid_argument" ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`edgectl: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,221 @@
+/**
+ * The composition root of the control plane: builds the stores, connections and servers from
+ * options, starts them in order and stops them in reverse (`stop({ graceMs })`: stop accepting,
+ * drain, close connections).
+ */
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Health as HealthService, SystemService } from "@edgeplane/api";
+import { API_VERSION, createLogger, EDGEPLANE_VERSION, EdgeplaneError, type Logger } from "@edgeplane/core";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Redis } from "ioredis";
+import { createHealthService } from "./grpc/health-service.js";
+import { GrpcServer } from "./grpc/server.js";
+import { Health } from "./health.js";
+import { Router, sendJson } from "./http/router.js";
+
+/** Options of {@link startControlPlane}. */
+export interface ControlPlaneOptions {
+  /** gRPC listen address, default `127.0.0.1:50051` (port 0 picks a free port). */
+  readonly grpcAddr?: string;
+  /** HTTP listen address, default `127.0.0.1:8080`. */
+  readonly httpAddr?: string;
+  /** `memory` (default) or a Redis URL `redis://host:port[/db]`. */
+  readonly store?: string;
+  /** NATS server URLs; none means no agent transport (API only). */
+  readonly nats?: readonly string[];
+  readonly logger?: Logger;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  /** `host:port` of the gRPC server. */
+  readonly grpcAddress: string;
+  /** `http://host:port` of the HTTP server. */
+  readonly httpUrl: string;
+  readonly health: Health;
+  /** Stops accepting, drains for up to `graceMs`, closes connections. */
+  stop(options?: { graceMs?: number }): Promise<void>;
+}
+
+/** Splits `host:port`, accepting `[::1]:port` and a bare `:port`. */
+export function parseHostPort(address: string, field: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new EdgeplaneError(
+      "invalid_argument",
+      `${field}: "${address}" is not host:port (such as 127.0.0.1:8080)`,
+      {
+        details: [{ field, description: "expected host:port" }],
+      },
+    );
+  }
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+function validateStore(store: string): "memory" | URL {
+  if (store === "memory") return "memory";
+  let url: URL | undefined;
+  try {
+    url = new URL(store);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "redis:" && url.protocol !== "rediss:")) {
+    throw new EdgeplaneError(
+      "invalid_argument",
+      `--store: "${store}" is neither "memory" nor redis://host:port`,
+      {
+        details: [{ field: "store", description: "expected memory or a redis:// URL" }],
+      },
+    );
+  }
+  return url;
+}
+
+/** Builds and starts a control plane. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const log = options.logger ?? createLogger({ component: "control-plane" });
+  const grpcAddr = parseHostPort(options.grpcAddr ?? "127.0.0.1:50051", "grpc-addr");
+  const httpAddr = parseHostPort(options.httpAddr ?? "127.0.0.1:8080", "http-addr");
+  const store = validateStore(options.store ?? "memory");
+  const health = new Health();
+  const closers: Array<() => Promise<void>> = [];
+
+  try {
+    let redis: Redis | undefined;
+    if (store !== "memory") {
+      redis = new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: 3 });
+      redis.on("error", (err: Error) => log.warn("redis connection error", { err }));
+      await redis.connect().catch((err: unknown) => {
+        throw new EdgeplaneError(
+          "unavailable",
+          `cannot reach Redis at ${store.host}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      });
+      const client = redis;
+      health.addProbe("redis", async () => {
+        await client.ping();
+      });
+      closers.push(async () => {
+        await client.quit().catch(() => client.disconnect());
+      });
+    }
+
+    let nc: NatsConnection | undefined;
+    if (options.nats && options.nats.length > 0) {
+      nc = await connect({
+        servers: [...options.nats],
+        name: "edgeplane-control-plane",
+        maxReconnectAttempts: -1,
+      }).catch((err: unknown) => {
+        throw new EdgeplaneError(
+          "unavailable",
+          `cannot reach NATS at ${options.nats?.join(",")}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      });
+      const conn = nc;
+      health.addProbe("nats", async () => {
+        if (conn.isClosed()) throw new Error("connection closed");
+        await conn.flush();
+      });
+      closers.push(async () => {
+        await conn.drain().catch(() => conn.close());
+      });
+    }
+
+    const grpcServer = new GrpcServer(log.child("grpc"));
+    grpcServer.add(HealthService, createHealthService(health));
+    grpcServer.add(SystemService, {
+      async getVersion() {
+        return {
+          version: EDGEPLANE_VERSION,
+          apiVersion: API_VERSION,
+          runtime: `node ${process.versions.node}`,
+          store: store === "memory" ? "memory" : "redis",
+          busConnected: nc !== undefined && !nc.isClosed(),
+        };
+      },
+    });
+    const grpcPort = await grpcServer.listen(`${grpcAddr.host}:${grpcAddr.port}`);
+    closers.push(() => grpcServer.stop(5000));
+
+    const router = new Router();
+    router.add("GET", "/healthz", async () => ({
+      status: health.serving === "SERVING" ? 200 : 503,
+      body: { status: health.serving === "SERVING" ? "ok" : "stopping" },
+    }));
+    router.add("GET", "/readyz", async () => {
+      const report = await health.check();
+      return {
+        status: report.ready ? 200 : 503,
+        body: { status: report.ready ? "ready" : "not_ready", ...report },
+      };
+    });
+    router.add("GET", "/api/v1/version", async () => ({
+      body: {
+        version: EDGEPLANE_VERSION,
+        api_version: API_VERSION,
+        runtime: `node ${process.versions.node}`,
+      },
+    }));
+    const httpLog = log.child("http");
+    const http: HttpServer = createServer((req, res) => {
+      router.handle(req, res, httpLog).catch((err: unknown) => {
+        httpLog.error("unhandled", { err });
+        if (!res.headersSent)
+          sendJson(res, 500, { error: { code: "internal", message: "internal error", details: [] } });
+      });
+    });
+    http.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(httpAddr.port, httpAddr.host, () => {
+        http.off("error", reject);
+        resolve();
+      });
+    });
+    const httpPort = (http.address() as AddressInfo).port;
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeIdleConnections();
+          setTimeout(() => http.closeAllConnections(), 5000).unref();
+        }),
+    );
+
+    health.setServing("SERVING");
+    const hostOf = (h: string): string => (h.includes(":") ? `[${h}]` : h);
+    const grpcAddress = `${hostOf(grpcAddr.host)}:${grpcPort}`;
+    const httpUrl = `http://${hostOf(httpAddr.host)}:${httpPort}`;
+    log.info("control plane started", { grpc: grpcAddress, http: httpUrl, store: options.store ?? "memory" });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      grpcAddress,
+      httpUrl,
+      health,
+      stop: ({ graceMs = 5000 } = {}) => {
+        stopping ??= (async () => {
+          health.setServing("NOT_SERVING");
+          log.info("control plane stopping", { graceMs });
+          // Reverse order: servers first (stop accepting, drain), then connections.
+          for (const close of closers.reverse()) {
+            await Promise.race([close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+          }
+          log.info("control plane stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+}
