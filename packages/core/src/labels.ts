@@ -1,5 +1,6 @@
 /**
- * Label key and value validation, byte for byte what Kubernetes' `content.IsLabelKey` and
+ * Label key and value validation (shared by job labels, meta keys, node labels and the selector),
+ * byte for byte what Kubernetes' `content.IsLabelKey` and
  * `content.IsLabelValue` accept (see `shared/reference/label-selector-semantics.md`).
  *
  * The checks are hand-written character loops rather than the regular expressions Kubernetes
