@@ -131,7 +131,12 @@ class NatsBus implements Bus {
       const msg = await this.connection.request(subject, data, { timeout: options.timeoutMs });
       return msg.data;
     } catch (err) {
-      if (err instanceof errors.NoRespondersError) {
+      // nats.js v3 wraps "no responders" in a RequestError whose cause is NoRespondersError.
+      const noResponders =
+        err instanceof errors.NoRespondersError ||
+        (err instanceof errors.RequestError && err.isNoResponders()) ||
+        (err as { cause?: unknown }).cause instanceof errors.NoRespondersError;
+      if (noResponders) {
         throw new EdgeplaneError("unavailable", `no responder on ${subject}: is the control plane running?`, {
           cause: err,
         });

@@ -4,6 +4,9 @@
  * (`--server`, `EDGEPLANE_SERVER`); `server` and `dev` run one.
  */
 import { EDGEPLANE_VERSION, EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
+import { agent, agentHelp } from "./commands/agent.js";
+import { job, jobHelp } from "./commands/job.js";
+import { natsConfig, natsConfigHelp } from "./commands/nats-config.js";
 import { devHelp, server, serverHelp } from "./commands/server.js";
 import { version, versionHelp } from "./commands/version.js";
 
@@ -15,6 +18,9 @@ Commands:
   server     run a control plane
   dev        run the development stack (control plane on the memory store)
   version    print client and server versions
+  job        submit, list, inspect, revert, stop and delete jobs
+  agent      run a node agent (on an edge box)
+  nats-config  generate a nats-server config with per-node credentials
 
 Run "edgectl <command> --help" for a command's flags.
 `;
@@ -23,6 +29,9 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   server: { help: serverHelp, run: (argv) => server(argv, "server") },
   dev: { help: devHelp, run: (argv) => server(argv, "dev") },
   version: { help: versionHelp, run: version },
+  job: { help: jobHelp, run: job },
+  agent: { help: agentHelp, run: agent },
+  "nats-config": { help: natsConfigHelp, run: natsConfig },
 };
 
 /** Runs one command line; resolves the exit code. Errors are printed once, here. */

@@ -3,16 +3,35 @@
  * options, starts them in order and stops them in reverse (`stop({ graceMs })`: stop accepting,
  * drain, close connections).
  */
+import { randomBytes } from "node:crypto";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Health as HealthService, SystemService } from "@edgeplane/api";
-import { API_VERSION, createLogger, EDGEPLANE_VERSION, EdgeplaneError, type Logger } from "@edgeplane/core";
+import { Health as HealthService, JobService, SystemService } from "@edgeplane/api";
+import {
+  API_VERSION,
+  type Clock,
+  createLogger,
+  EDGEPLANE_VERSION,
+  EdgeplaneError,
+  type Logger,
+  systemClock,
+} from "@edgeplane/core";
+import {
+  checkRedisDurability,
+  createMemoryJobStore,
+  createRedisJobStore,
+  type JobStore,
+} from "@edgeplane/store";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { createHealthService } from "./grpc/health-service.js";
 import { GrpcServer } from "./grpc/server.js";
 import { Health } from "./health.js";
 import { Router, sendJson } from "./http/router.js";
+import { createJobGrpcService } from "./jobs/grpc.js";
+import { registerJobRoutes } from "./jobs/rest.js";
+import { JobsService } from "./jobs/service.js";
+import { PageTokens } from "./page-token.js";
 
 /** Options of {@link startControlPlane}. */
 export interface ControlPlaneOptions {
@@ -25,6 +44,19 @@ export interface ControlPlaneOptions {
   /** NATS server URLs; none means no agent transport (API only). */
   readonly nats?: readonly string[];
   readonly logger?: Logger;
+  /**
+   * Production mode refuses to start on a Redis that could lose acknowledged writes (not
+   * `appendonly yes` + `maxmemory-policy noeviction`); dev mode warns. Default: production when
+   * `EDGEPLANE_ENV=production`.
+   */
+  readonly production?: boolean;
+  /** Secret that signs page tokens; shared by every replica. Default: kept in Redis, or random. */
+  readonly tokenSecret?: string;
+  /** Versions kept per job (default 50). */
+  readonly maxVersions?: number;
+  /** Prefix of every Redis key (default "ep"); tests use a random one to share a Redis. */
+  readonly redisPrefix?: string;
+  readonly clock?: Clock;
 }
 
 /** A running control plane. */
@@ -34,6 +66,8 @@ export interface ControlPlane {
   /** `http://host:port` of the HTTP server. */
   readonly httpUrl: string;
   readonly health: Health;
+  /** The job store in use. */
+  readonly store: JobStore;
   /** Stops accepting, drains for up to `graceMs`, closes connections. */
   stop(options?: { graceMs?: number }): Promise<void>;
 }
@@ -74,6 +108,18 @@ function validateStore(store: string): "memory" | URL {
   return url;
 }
 
+/**
+ * The page-token secret shared by every replica: created once (SET NX) and kept in Redis, so a
+ * token issued by one replica opens on another and survives restarts.
+ */
+async function sharedSecret(redis: Redis, prefix: string): Promise<string> {
+  const key = `${prefix}:secret:page-tokens`;
+  await redis.set(key, randomBytes(32).toString("base64url"), "NX");
+  const secret = await redis.get(key);
+  if (!secret) throw new EdgeplaneError("unavailable", "could not read the page-token secret from Redis");
+  return secret;
+}
+
 /** Builds and starts a control plane. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.logger ?? createLogger({ component: "control-plane" });
@@ -85,9 +131,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   try {
     let redis: Redis | undefined;
+    let jobStore: JobStore;
+    let tokenSecret: string | Buffer | undefined = options.tokenSecret;
     if (store !== "memory") {
-      redis = new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: 3 });
-      redis.on("error", (err: Error) => log.warn("redis connection error", { err }));
+      redis = new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: null });
+      redis.on("error", (err: Error) => log.warn("redis connection error", { err: err.message }));
       await redis.connect().catch((err: unknown) => {
         throw new EdgeplaneError(
           "unavailable",
@@ -98,13 +146,38 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         );
       });
       const client = redis;
+      const durability = await checkRedisDurability(client);
+      if (!durability.ok) {
+        const production = options.production ?? process.env.EDGEPLANE_ENV === "production";
+        const what = `Redis at ${store.host} can lose acknowledged writes: ${durability.problems.join("; ")}`;
+        if (production) {
+          throw new EdgeplaneError(
+            "failed_precondition",
+            `${what}. Run it with --appendonly yes --maxmemory-policy noeviction (see docs/api.md).`,
+          );
+        }
+        log.warn(`${what} (allowed outside production)`);
+      }
+      jobStore = createRedisJobStore({ redis: client, prefix: options.redisPrefix });
+      tokenSecret ??= await sharedSecret(client, options.redisPrefix ?? "ep");
       health.addProbe("redis", async () => {
         await client.ping();
       });
       closers.push(async () => {
         await client.quit().catch(() => client.disconnect());
       });
+    } else {
+      jobStore = createMemoryJobStore();
     }
+    const storeInUse = jobStore;
+    closers.push(() => storeInUse.close());
+    const clock = options.clock ?? systemClock;
+    const jobs = new JobsService({
+      store: jobStore,
+      tokens: new PageTokens(tokenSecret),
+      clock,
+      maxVersions: options.maxVersions,
+    });
 
     let nc: NatsConnection | undefined;
     if (options.nats && options.nats.length > 0) {
@@ -131,6 +204,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const grpcServer = new GrpcServer(log.child("grpc"));
     grpcServer.add(HealthService, createHealthService(health));
+    grpcServer.add(JobService, createJobGrpcService(jobs));
     grpcServer.add(SystemService, {
       async getVersion() {
         return {
@@ -164,6 +238,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         runtime: `node ${process.versions.node}`,
       },
     }));
+    registerJobRoutes(router, jobs);
     const httpLog = log.child("http");
     const http: HttpServer = createServer((req, res) => {
       router.handle(req, res, httpLog).catch((err: unknown) => {
@@ -201,6 +276,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       grpcAddress,
       httpUrl,
       health,
+      store: jobStore,
       stop: ({ graceMs = 5000 } = {}) => {
         stopping ??= (async () => {
           health.setServing("NOT_SERVING");

@@ -17,6 +17,27 @@ export {
   toGrpcStatus,
 } from "./errors.js";
 export { newId } from "./ids.js";
+export type {
+  ConfigFileConfig,
+  ConfigJobConfig,
+  ExecJobConfig,
+  JobConfigByType,
+  JsonataExpression,
+  PipelineInputConfig,
+  PipelineJobConfig,
+  PipelineOutputConfig,
+  PipelineProcessorConfig,
+} from "./job-config.js";
+export {
+  compileJsonata,
+  dataSubjectProblem,
+  describeJsonataError,
+  JOB_CONFIG_LIMITS,
+  JSONATA_LIMITS,
+  parseJobConfig,
+  parseOctalMode,
+  validateJobConfig,
+} from "./job-config.js";
 export type { JobStateType, JobType } from "./job-state.js";
 export {
   allowedFrom,

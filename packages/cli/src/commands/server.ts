@@ -1,5 +1,6 @@
 /** `edgectl server` and `edgectl dev`: run a control plane in the foreground until SIGTERM/SIGINT. */
 import type { ControlPlane } from "@edgeplane/control-plane";
+import { EdgeplaneError } from "@edgeplane/core";
 import { parseFlags } from "../args.js";
 
 export const serverHelp = `Usage: edgectl server [flags]
@@ -11,6 +12,10 @@ Flags:
   --http-addr host:port   HTTP listen address (default 127.0.0.1:8080)
   --store memory|URL      memory (default) or redis://host:port
   --nats URL              NATS server URL (repeatable, or comma-separated)
+  --token-secret TEXT     secret that signs page tokens, shared by every replica
+                          (or $EDGEPLANE_TOKEN_SECRET; default: kept in Redis, or random)
+  --max-versions N        versions kept per job (default 50)
+  --production            refuse a Redis that can lose writes (also EDGEPLANE_ENV=production)
 `;
 
 export const devHelp = `Usage: edgectl dev [flags]
@@ -46,7 +51,17 @@ export async function server(argv: readonly string[], mode: "server" | "dev"): P
     "http-addr": { type: "string" },
     store: { type: "string" },
     nats: { type: "string", multiple: true },
+    "token-secret": { type: "string" },
+    "max-versions": { type: "string" },
+    production: { type: "boolean" },
   });
+  const maxVersions = values["max-versions"] === undefined ? undefined : Number(values["max-versions"]);
+  if (
+    maxVersions !== undefined &&
+    (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 10_000)
+  ) {
+    throw new EdgeplaneError("invalid_argument", "--max-versions: must be an integer from 1 to 10000");
+  }
   // Loaded here, not at the top: client commands never load the server.
   const { startControlPlane } = await import("@edgeplane/control-plane");
   const nats = (values.nats ?? []).flatMap((v) => v.split(",")).filter(Boolean);
@@ -55,6 +70,9 @@ export async function server(argv: readonly string[], mode: "server" | "dev"): P
     httpAddr: values["http-addr"],
     store: values.store ?? "memory",
     nats,
+    tokenSecret: values["token-secret"] ?? process.env.EDGEPLANE_TOKEN_SECRET,
+    maxVersions,
+    production: values.production || undefined,
   });
   if (mode === "dev") {
     process.stderr.write(
