@@ -819,7 +819,13 @@ class NodeAgent implements Agent {
       logger: this.#log.child(a.executionId),
       data: this.#data,
       log: (level, stream, text) => this.#logs.append(a.executionId, level, stream, text),
-      emit: (update) => this.#report(h, attempt, update),
+      emit: (update) => {
+        // A health flip is not a state transition (no event), but the control plane should not
+        // wait a full heartbeat period for it: heartbeat soon.
+        const before = h.status.health?.healthy;
+        this.#report(h, attempt, update);
+        if (update.health && h.attempt === attempt && h.status.health?.healthy !== before) this.#heartbeatSoon();
+      },
     };
     try {
       h.handle = executor.start(a, ctx);

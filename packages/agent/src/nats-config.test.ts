@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromSeed } from "@nats-io/nkeys";
 import { afterEach, describe, expect, it } from "vitest";
+import { subjectMatches } from "@edgeplane/bus";
+import { dataSubject } from "./data-channel.js";
 import { controlPlanePermissions, nodePermissions, writeNatsConfig } from "./nats-config.js";
 
 const dirs: string[] = [];
@@ -26,6 +28,24 @@ describe("per-node NATS permissions", () => {
       publish: ["ep.node.*.in.>", "ep.inbox.>", "_INBOX.>"],
       subscribe: ["ep.node.*.out.>", "_INBOX.>"],
     });
+  });
+});
+
+describe("pipeline data subjects", () => {
+  it("stay within what a node's credentials allow, and out of another node's", () => {
+    const own = nodePermissions("edge-01");
+    const other = nodePermissions("edge-02");
+    const out = dataSubject("edge-01", "out", "metrics.cpu");
+    const input = dataSubject("edge-01", "in", "commands.>");
+    expect(out).toBe("ep.node.edge-01.out.data.metrics.cpu");
+    expect(input).toBe("ep.node.edge-01.in.data.commands.>");
+    expect(own.publish.some((p) => subjectMatches(p, out))).toBe(true);
+    expect(own.subscribe.some((p) => subjectMatches(p, input))).toBe(true);
+    expect(other.publish.some((p) => subjectMatches(p, out))).toBe(false);
+    expect(other.subscribe.some((p) => subjectMatches(p, input))).toBe(false);
+    // The control plane may feed a node's pipeline inputs and read its outputs.
+    expect(controlPlanePermissions().publish.some((p) => subjectMatches(p, input))).toBe(true);
+    expect(controlPlanePermissions().subscribe.some((p) => subjectMatches(p, out))).toBe(true);
   });
 });
 

@@ -219,7 +219,7 @@ export async function applyConfigFiles(o: ApplyConfigFilesOptions): Promise<Appl
     const previous = st ? await readFile(target) : undefined;
     const previousMode = st ? st.mode & 0o777 : 0o644;
     const mode = f.mode ?? previousMode;
-    const changed = !previous || !previous.equals(Buffer.from(f.content, "utf8")) || mode !== previousMode;
+    const changed = !previous?.equals(Buffer.from(f.content, "utf8")) || mode !== previousMode;
     planned.push({ rel: f.path, target, missing, content: f.content, mode, previous, previousMode, changed });
   }
   const changed = planned.filter((p) => p.changed);
