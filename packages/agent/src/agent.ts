@@ -824,7 +824,8 @@ class NodeAgent implements Agent {
         // wait a full heartbeat period for it: heartbeat soon.
         const before = h.status.health?.healthy;
         this.#report(h, attempt, update);
-        if (update.health && h.attempt === attempt && h.status.health?.healthy !== before) this.#heartbeatSoon();
+        if (update.health && h.attempt === attempt && h.status.health?.healthy !== before)
+          this.#heartbeatSoon();
       },
     };
     try {

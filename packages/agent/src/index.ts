@@ -33,7 +33,7 @@ export {
   parseAgentConfig,
 } from "./config.js";
 export type { DataDirection, ExecutionDataChannel } from "./data-channel.js";
-export { dataSubject } from "./data-channel.js";
+export { AgentDataChannel, dataSubject } from "./data-channel.js";
 export type { DesiredExecutionState, ExecutionState, ExecutorName, RunMode } from "./execution-state.js";
 export {
   DESIRED_STATES,

@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { subjectMatches } from "@edgeplane/bus";
 import { fromSeed } from "@nats-io/nkeys";
 import { afterEach, describe, expect, it } from "vitest";
-import { subjectMatches } from "@edgeplane/bus";
 import { dataSubject } from "./data-channel.js";
 import { controlPlanePermissions, nodePermissions, writeNatsConfig } from "./nats-config.js";
 

@@ -5,7 +5,9 @@
  * Every agent gets an nkey user that may publish only `ep.node.<id>.out.>` and subscribe only to
  * `ep.node.<id>.in.>` and its own reply inbox `ep.inbox.<id>.>`: it cannot read another node's
  * desired state, speak for another node, or touch JetStream (`$JS.API.>`), because nothing else
- * is allowed. The control plane gets its own user. Request/reply needs no `allow_responses`:
+ * is allowed. Pipeline data (`nats` inputs and outputs) lives under the same subjects,
+ * `ep.node.<id>.out.data.>` and `ep.node.<id>.in.data.>` (see `data-channel.ts`), so it needs no
+ * permission of its own. The control plane gets its own user. Request/reply needs no `allow_responses`:
  * the agent's requests carry a reply subject under its own inbox prefix, which the control-plane
  * user may publish to explicitly.
  */

@@ -5,6 +5,7 @@
  */
 import { EDGEPLANE_VERSION, EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
 import { agent, agentHelp } from "./commands/agent.js";
+import { deployment, deploymentHelp } from "./commands/deployment.js";
 import { job, jobHelp } from "./commands/job.js";
 import { natsConfig, natsConfigHelp } from "./commands/nats-config.js";
 import { devHelp, server, serverHelp } from "./commands/server.js";
@@ -19,6 +20,7 @@ Commands:
   dev        run the development stack (control plane on the memory store)
   version    print client and server versions
   job        submit, list, inspect, revert, stop and delete jobs
+  deployment   simulate a rollout over a virtual fleet (the real planner, in virtual time)
   agent      run a node agent (on an edge box)
   nats-config  generate a nats-server config with per-node credentials
 
@@ -31,6 +33,7 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   version: { help: versionHelp, run: version },
   job: { help: jobHelp, run: job },
   agent: { help: agentHelp, run: agent },
+  deployment: { help: deploymentHelp, run: deployment },
   "nats-config": { help: natsConfigHelp, run: natsConfig },
 };
 

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Health as HealthService, JobService, SystemService } from "@edgeplane/api";
+import { type Bus, connectNatsBus, MemoryBroker } from "@edgeplane/bus";
 import {
   API_VERSION,
   type Clock,
@@ -18,11 +19,17 @@ import {
 } from "@edgeplane/core";
 import {
   checkRedisDurability,
+  createMemoryDesiredStateStore,
   createMemoryJobStore,
+  createMemoryNodeData,
+  createMemoryNodeStore,
+  createRedisDesiredStateStore,
   createRedisJobStore,
+  createRedisNodeStore,
+  type DesiredStateStore,
   type JobStore,
+  type NodeStore,
 } from "@edgeplane/store";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { createHealthService } from "./grpc/health-service.js";
 import { GrpcServer } from "./grpc/server.js";
@@ -31,6 +38,7 @@ import { Router, sendJson } from "./http/router.js";
 import { createJobGrpcService } from "./jobs/grpc.js";
 import { registerJobRoutes } from "./jobs/rest.js";
 import { JobsService } from "./jobs/service.js";
+import { type NodeServicesOptions, startNodeServices } from "./nodes/index.js";
 import { PageTokens } from "./page-token.js";
 
 /** Options of {@link startControlPlane}. */
@@ -41,8 +49,16 @@ export interface ControlPlaneOptions {
   readonly httpAddr?: string;
   /** `memory` (default) or a Redis URL `redis://host:port[/db]`. */
   readonly store?: string;
-  /** NATS server URLs; none means no agent transport (API only). */
+  /** NATS server URLs of the agents' transport. */
   readonly nats?: readonly string[];
+  /**
+   * An in-process broker instead of NATS (the single-process dev stack, tests): agents created
+   * on the same broker talk to this control plane. Ignored when `nats` is given; without either
+   * the control plane runs with a private broker (API only, no agent can reach it).
+   */
+  readonly broker?: MemoryBroker;
+  /** Node registry and placement tunables (liveness timings, periods). */
+  readonly nodes?: Pick<NodeServicesOptions, "registry" | "placement">;
   readonly logger?: Logger;
   /**
    * Production mode refuses to start on a Redis that could lose acknowledged writes (not
@@ -132,6 +148,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     let redis: Redis | undefined;
     let jobStore: JobStore;
+    let nodeStore: NodeStore;
+    let desiredStore: DesiredStateStore;
     let tokenSecret: string | Buffer | undefined = options.tokenSecret;
     if (store !== "memory") {
       redis = new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: null });
@@ -159,6 +177,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         log.warn(`${what} (allowed outside production)`);
       }
       jobStore = createRedisJobStore({ redis: client, prefix: options.redisPrefix });
+      nodeStore = createRedisNodeStore({ redis: client, prefix: options.redisPrefix });
+      desiredStore = createRedisDesiredStateStore({ redis: client, prefix: options.redisPrefix });
       tokenSecret ??= await sharedSecret(client, options.redisPrefix ?? "ep");
       health.addProbe("redis", async () => {
         await client.ping();
@@ -168,39 +188,35 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       });
     } else {
       jobStore = createMemoryJobStore();
+      const nodeData = createMemoryNodeData();
+      nodeStore = createMemoryNodeStore({ data: nodeData });
+      desiredStore = createMemoryDesiredStateStore({ data: nodeData });
     }
     const storeInUse = jobStore;
     closers.push(() => storeInUse.close());
     const clock = options.clock ?? systemClock;
+    const tokens = new PageTokens(tokenSecret);
     const jobs = new JobsService({
       store: jobStore,
-      tokens: new PageTokens(tokenSecret),
+      tokens,
       clock,
       maxVersions: options.maxVersions,
     });
 
-    let nc: NatsConnection | undefined;
-    if (options.nats && options.nats.length > 0) {
-      nc = await connect({
-        servers: [...options.nats],
-        name: "edgeplane-control-plane",
-        maxReconnectAttempts: -1,
-      }).catch((err: unknown) => {
-        throw new EdgeplaneError(
-          "unavailable",
-          `cannot reach NATS at ${options.nats?.join(",")}: ${(err as Error).message}`,
-          { cause: err },
-        );
-      });
-      const conn = nc;
+    let bus: Bus;
+    const natsUrls = options.nats ?? [];
+    if (natsUrls.length > 0) {
+      const natsBus = await connectNatsBus({ servers: natsUrls, name: "edgeplane-control-plane" });
+      bus = natsBus;
       health.addProbe("nats", async () => {
-        if (conn.isClosed()) throw new Error("connection closed");
-        await conn.flush();
+        if (natsBus.isClosed) throw new Error("connection closed");
+        await natsBus.flush();
       });
-      closers.push(async () => {
-        await conn.drain().catch(() => conn.close());
-      });
+    } else {
+      bus = (options.broker ?? new MemoryBroker()).connect();
     }
+    const busInUse = bus;
+    closers.push(() => busInUse.close());
 
     const grpcServer = new GrpcServer(log.child("grpc"));
     grpcServer.add(HealthService, createHealthService(health));
@@ -212,14 +228,28 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           apiVersion: API_VERSION,
           runtime: `node ${process.versions.node}`,
           store: store === "memory" ? "memory" : "redis",
-          busConnected: nc !== undefined && !nc.isClosed(),
+          busConnected: !bus.isClosed,
         };
       },
     });
+    const router = new Router();
+    const nodes = await startNodeServices({
+      bus,
+      jobStore,
+      nodeStore,
+      desiredStore,
+      tokens,
+      router,
+      grpc: grpcServer,
+      clock,
+      logger: log.child("nodes"),
+      ...options.nodes,
+    });
+    // Pushed after the bus and store closers, so it stops before them.
+    closers.push(() => nodes.stop());
     const grpcPort = await grpcServer.listen(`${grpcAddr.host}:${grpcAddr.port}`);
     closers.push(() => grpcServer.stop(5000));
 
-    const router = new Router();
     router.add("GET", "/healthz", async () => ({
       status: health.serving === "SERVING" ? 200 : 503,
       body: { status: health.serving === "SERVING" ? "ok" : "stopping" },

@@ -4,7 +4,7 @@
  * one `MULTI`, one round trip. A desired state is written by one Lua script that decides the
  * revision where it reads the current one.
  */
-import { EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
+import { EdgeplaneError, invalidArgument, isEdgeplaneError } from "@edgeplane/core";
 import { Redis } from "ioredis";
 import {
   checkNodeRecord,
@@ -58,7 +58,11 @@ const SCAN_COUNT = 1000;
 const PUT_DESIRED = "edgeplanePutDesired";
 
 function clientOf(redis: Redis | string): { client: Redis; owned: boolean } {
-  if (typeof redis !== "string") return { client: redis, owned: false };
+  if (typeof redis !== "string") {
+    if (redis.options.keyPrefix)
+      throw invalidArgument("redis", "the client must not set keyPrefix; pass `prefix` to the store instead");
+    return { client: redis, owned: false };
+  }
   return { client: new Redis(redis, { maxRetriesPerRequest: null, lazyConnect: false }), owned: true };
 }
 

@@ -159,7 +159,15 @@ export class FileInput implements PipelineInput {
         const idx = (this.#rr + k) % count;
         const file = this.#files[idx];
         if (!file) continue;
-        if (file.backlog.length === 0) await this.#poll(file);
+        if (file.backlog.length === 0) {
+          try {
+            await this.#poll(file);
+          } catch (err) {
+            if (this.#closed) return undefined;
+            this.#drop(file, err);
+            continue;
+          }
+        }
         if (file.backlog.length > 0) {
           this.#rr = idx + 1;
           const lines = file.backlog.splice(0, this.#o.maxBuffer);
@@ -362,6 +370,16 @@ export class FileInput implements PipelineInput {
       this.#dirty = true;
       void t.fh.close().catch(() => {});
     }
+  }
+
+  /** A file that cannot be read any more: stop tailing it (a later scan picks it up again). */
+  #drop(t: Tracked, err: unknown): void {
+    const i = this.#files.indexOf(t);
+    if (i !== -1) this.#files.splice(i, 1);
+    this.#remember(t.key, t.committed);
+    this.#dirty = true;
+    this.#o.log?.("WARN", `cannot read ${t.path}: ${(err as Error).message}; it is looked for again`);
+    void t.fh.close().catch(() => {});
   }
 
   #remember(key: string, pos: number): void {

@@ -1,9 +1,10 @@
 /**
  * The `generate` and `nats` inputs (the `file` input is in `file-input.ts`).
  *
- * - generate: every `interval`, `batch_size` copies of `message` (with `seq_field` set to a
- *   sequence number when configured), until `count` messages when set. It never runs ahead of the
- *   pipeline: a batch that is late is emitted at once, with no burst to catch up.
+ * - generate: every `interval`, `batch_size` messages, until `count` messages when set. Each is
+ *   `message` itself (deep-frozen: nothing in a pipeline mutates a message, processors build new
+ *   values), or, with `seq_field`, a shallow copy with that field set to the sequence number. It
+ *   never runs ahead of the pipeline: a batch that is late is emitted at once, with no burst.
  * - nats: messages on the node's `in.data.<subject>` (see `data-channel.ts`), JSON-decoded (a body
  *   that is not JSON becomes `{"data": "<text>"}`), queued up to `max_buffer`; NATS core has no
  *   flow control, so what arrives while the queue is full is dropped and counted as errored.
@@ -25,6 +26,14 @@ export interface GenerateInputOptions {
   readonly clock: Clock;
 }
 
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** The `generate` input: demos, tests and benchmarks. */
 export class GenerateInput implements PipelineInput {
   readonly #o: GenerateInputOptions;
@@ -32,14 +41,18 @@ export class GenerateInput implements PipelineInput {
   #owed = 0;
   #nextDue: number | undefined;
 
+  readonly #message: Readonly<Record<string, unknown>>;
+
   constructor(options: GenerateInputOptions) {
     this.#o = options;
+    this.#message = deepFreeze(structuredClone(options.message));
   }
 
   async open(): Promise<void> {}
 
   async next(signal: AbortSignal): Promise<readonly Message[] | undefined> {
-    const { count, intervalMs, batchSize, seqField, message, clock } = this.#o;
+    const { count, intervalMs, batchSize, seqField, clock } = this.#o;
+    const message = this.#message;
     if (count !== undefined && this.#emitted >= count) return undefined;
     if (this.#owed === 0) {
       const now = clock.now();
@@ -58,7 +71,7 @@ export class GenerateInput implements PipelineInput {
     const batch: Message[] = new Array(n);
     for (let i = 0; i < n; i++) {
       this.#emitted++;
-      batch[i] = seqField === undefined ? { ...message } : { ...message, [seqField]: this.#emitted };
+      batch[i] = seqField === undefined ? message : { ...message, [seqField]: this.#emitted };
     }
     return batch;
   }

@@ -148,7 +148,7 @@ describe("GenerateInput", () => {
     ]);
   });
 
-  it("splits a tick larger than max_buffer, and copies the message", async () => {
+  it("splits a tick larger than max_buffer, and hands out a frozen copy of the message", async () => {
     const message = { a: 1 };
     const input = new GenerateInput({
       intervalMs: 1000,
@@ -181,6 +181,8 @@ describe("GenerateInput", () => {
       }).next(signal)) ?? [];
     expect(first).toEqual(message);
     expect(first).not.toBe(message);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(message)).toBe(false);
   });
 });
 

@@ -1,0 +1,143 @@
+/**
+ * Simple placement, pure: the stand-in until the rollout orchestrator (issue 7) replaces it. A
+ * job reaches its nodes with the simplest strategy there is: every matching ready node at once.
+ *
+ * For one node, the desired assignment set is every job that
+ * 1. is placed (state pending, queued or running; not completed, failed, stopped or deleted),
+ * 2. whose selector (`spec.selector`, compiled once per job version) matches the node's labels
+ *    and id, and
+ * 3. the node may hold: a `ready` node takes every such job; a `draining`, `disconnected` or
+ *    `lost` node keeps the ones it already holds (at the job's current version) and gains none.
+ *
+ * A node that stops matching, or a job that stops being placed, drops the assignment (it is
+ * removed from the set; the agent stops what is no longer in it). The runtime
+ * (`placement-controller.ts`) diffs this against the stored set and writes a new revision only
+ * when the set changed.
+ */
+import { createHash } from "node:crypto";
+import type { JobStateType } from "@edgeplane/core";
+import { compileNodeSelector, type Labels, type NodeSelector } from "@edgeplane/selector";
+import type { AssignmentRecord, JobRecord, JsonObject, NodeStateType } from "@edgeplane/store";
+
+/** The job states whose jobs are placed on nodes. */
+export const PLACED_JOB_STATES: readonly JobStateType[] = ["pending", "queued", "running"];
+
+/** Whether jobs in this state are placed on nodes. */
+export function isPlacedJobState(state: JobStateType): boolean {
+  return state === "pending" || state === "queued" || state === "running";
+}
+
+/** A job as placement sees it: the record and its compiled selector. */
+export interface PlacementJob {
+  readonly job: JobRecord;
+  /** `undefined` when the stored selector cannot be compiled: the job then matches no node. */
+  readonly selector: NodeSelector | undefined;
+}
+
+/** A node as placement sees it. */
+export interface PlacementNode {
+  readonly id: string;
+  /** The effective labels (agent's own merged with the operator's). */
+  readonly labels: Labels;
+  readonly state: NodeStateType;
+  /** The job ids the node's current desired state holds. */
+  readonly heldJobIds: ReadonlySet<string>;
+}
+
+function objectAt(o: unknown, key: string): Record<string, unknown> | undefined {
+  if (typeof o !== "object" || o === null) return undefined;
+  const v = (o as Record<string, unknown>)[key];
+  return typeof v === "object" && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+function numberAt(o: Record<string, unknown> | undefined, key: string, fallback: number): number {
+  const v = o?.[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : fallback;
+}
+
+/** Compiles a job's selector; an invalid stored selector (never admitted by the API) yields `undefined`. */
+export function placementJob(job: JobRecord): PlacementJob {
+  const raw = objectAt(job.spec, "selector") ?? {};
+  try {
+    return { job, selector: compileNodeSelector(raw) };
+  } catch {
+    return { job, selector: undefined };
+  }
+}
+
+const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/**
+ * The execution id of one job version on one node: `exec-` + 20 base32 characters (100 bits) of
+ * SHA-256 over (job id, version, node id). Deterministic, so every computation of the same
+ * assignment names the same execution, and a new version is a new execution.
+ */
+export function executionIdFor(jobId: string, version: number, nodeId: string): string {
+  const digest = createHash("sha256").update(`${jobId}\0${version}\0${nodeId}`).digest();
+  let out = "exec-";
+  let bits = 0;
+  let acc = 0;
+  for (let i = 0; out.length < 25; ) {
+    if (bits < 5) {
+      acc = (acc << 8) | (digest[i++] ?? 0);
+      bits += 8;
+    }
+    bits -= 5;
+    out += BASE32[(acc >> bits) & 31];
+  }
+  return out;
+}
+
+/** The assignment of `job` (its current version) on `nodeId`. */
+export function assignmentFor(job: JobRecord, nodeId: string): AssignmentRecord {
+  const spec = job.spec;
+  const timeouts = objectAt(spec, "timeouts");
+  const health = objectAt(objectAt(spec, "deployment"), "health_check");
+  const restart = spec.restart_policy;
+  return {
+    executionId: executionIdFor(job.id, job.version, nodeId),
+    jobId: job.id,
+    jobVersion: job.version,
+    namespace: job.namespace,
+    jobName: job.name,
+    type: job.type,
+    config: (objectAt(spec, "config") ?? {}) as JsonObject,
+    desiredState: "running",
+    timeouts: {
+      executionTimeout: numberAt(timeouts, "execution_timeout", 0),
+      queueTimeout: numberAt(timeouts, "queue_timeout", 0),
+      totalTimeout: numberAt(timeouts, "total_timeout", 0),
+    },
+    restartPolicy: typeof restart === "string" ? restart : "on-failure",
+    maxErrorRate: numberAt(health, "max_error_rate", 0.1),
+    deploymentId: "",
+  };
+}
+
+/**
+ * The desired assignment set of `node` (sorted by job id): see the rules in this module's header.
+ */
+export function computeAssignments(jobs: Iterable<PlacementJob>, node: PlacementNode): AssignmentRecord[] {
+  const takesNew = node.state === "ready";
+  const out: AssignmentRecord[] = [];
+  for (const { job, selector } of jobs) {
+    if (!isPlacedJobState(job.state) || selector === undefined) continue;
+    if (!takesNew && !node.heldJobIds.has(job.id)) continue;
+    if (!selector.matches(node)) continue;
+    out.push(assignmentFor(job, node.id));
+  }
+  return out.sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+}
+
+/**
+ * A string that is equal for two sets exactly when they would be the same desired state: the
+ * execution id names job × version × node, and every field of an assignment comes from that
+ * job version's spec (or is constant here).
+ */
+export function assignmentSignature(assignments: readonly AssignmentRecord[]): string {
+  let s = "";
+  for (const a of assignments) s += `${a.executionId}:${a.desiredState}:${a.deploymentId},`;
+  return s;
+}

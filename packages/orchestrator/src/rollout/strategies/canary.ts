@@ -1,0 +1,53 @@
+/**
+ * Canary: the canary set (wave 1) is dispatched at once; when every canary is done, the deployment
+ * either continues as rolling over the other targets (`auto_promote`) or waits in
+ * `awaiting_promotion` for a person (`promote` or `rollback`). A failed canary fails the whole
+ * deployment (checked by the planner before any dispatch).
+ *
+ * Worked example: 25 targets, `canary_percent: 10` → 3 canaries; `max_parallel: 4`. At 0:00 the
+ * 3 canaries are assigned; they are done by 1:30; without auto_promote the deployment waits; a
+ * person promotes at 2:00 → the first 4 of the other 22 nodes are assigned at 2:00.
+ */
+
+import { formatDuration } from "@edgeplane/core";
+import { emit, nodesIn, type PlanContext, setState } from "../context.js";
+import { dispatchWindow, type StrategyFn } from "./rolling.js";
+
+function others(ctx: PlanContext): string[] {
+  const canaries = new Set(ctx.d.canaries);
+  return ctx.d.targets.filter((id) => !canaries.has(id));
+}
+
+/** The canary strategy. */
+export const canary: StrategyFn = (ctx) => {
+  const { d, settings } = ctx;
+  const rest = others(ctx);
+  if (!d.promoted && d.canaries.length > 0) {
+    dispatchWindow(ctx, d.canaries, d.canaries.length);
+    const done = nodesIn(ctx, "done", d.canaries);
+    if (done.length < d.canaries.length) return;
+    const remaining = nodesIn(ctx, "pending", rest).length;
+    const healthy = settings.runOnce ? "finished" : `healthy for ${formatDuration(settings.minHealthyMs)}`;
+    const waves = Math.ceil(remaining / Math.max(1, settings.waveSize));
+    if (!settings.autoPromote) {
+      setState(ctx, "awaiting_promotion");
+      emit(
+        ctx,
+        "awaiting_promotion",
+        `all ${d.canaries.length} canaries done (${healthy}); promote to continue with ${remaining} nodes in ${waves} waves of up to ${settings.waveSize}, or roll back`,
+        d.canaries,
+        { canaries: String(d.canaries.length), remaining: String(remaining) },
+      );
+      return;
+    }
+    d.promoted = true;
+    emit(
+      ctx,
+      "promoted",
+      `auto_promote: all ${d.canaries.length} canaries done (${healthy}); continuing with ${remaining} nodes in ${waves} waves of up to ${settings.waveSize}`,
+      d.canaries,
+      { by: "auto_promote" },
+    );
+  }
+  dispatchWindow(ctx, rest, settings.waveSize);
+};

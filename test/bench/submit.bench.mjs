@@ -1,0 +1,154 @@
+// npm run bench -- submit [--calls N] [--inflight N]
+//
+// PutJob over grpc-js against the control plane on the Redis store (1 KB specs, 64 calls in
+// flight), against a bare grpc-js echo server that answers the same request bytes with the same
+// bytes, measured in the same run. CPU per call is this process's CPU (client + server run here)
+// plus, for PutJob, the Redis server's CPU from INFO (a separate process).
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient, JobService, PutJobRequestSchema } from "@edgeplane/api";
+import { startControlPlane } from "@edgeplane/control-plane";
+import { fromGrpcStatus } from "@edgeplane/core";
+import { startRedis } from "@edgeplane/testkit";
+import * as grpc from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+
+function arg(args, name, fallback) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+/** A 1 KB spec, unique by name. */
+function spec(i, ns) {
+  return {
+    name: `bench-${i}`,
+    namespace: ns,
+    type: "pipeline",
+    description: "x".repeat(600),
+    labels: { team: "bench", tier: "edge" },
+    selector: { matchExpressions: ["tier in (edge,gateway)", "!maintenance"] },
+    config: { input: { generate: { interval: "1s", message: { n: i } } }, output: { stdout: {} } },
+  };
+}
+
+/** Runs `calls` calls with `inflight` concurrency; returns calls/s, CPU µs/call. */
+async function drive(calls, inflight, callOne) {
+  let next = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inflight }, async () => {
+      while (next < calls) await callOne(next++);
+    }),
+  );
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { rate: calls / (ms / 1000), cpuUsPerCall: (cpu.user + cpu.system) / calls, ms };
+}
+
+async function redisCpuUs(redis) {
+  const info = await redis.info("cpu");
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return (user + sys) * 1e6;
+}
+
+export async function run(args) {
+  const calls = arg(args, "calls", 20_000);
+  const inflight = arg(args, "inflight", 64);
+  const server = await startRedis();
+  const redis = new Redis(server.url);
+  const cp = await startControlPlane({
+    grpcAddr: "127.0.0.1:0",
+    httpAddr: "127.0.0.1:0",
+    store: server.url,
+    redisPrefix: `bench${randomUUID().slice(0, 6)}`,
+    logger: quiet,
+  });
+  const api = createClient(JobService, cp.grpcAddress, { fromStatus: fromGrpcStatus });
+
+  // The bare echo server: the same method path, bytes in, the same bytes out.
+  const echo = new grpc.Server();
+  const identity = (b) => b;
+  echo.addService(
+    {
+      putJob: {
+        path: "/edgeplane.v1.JobService/PutJob",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
+    { putJob: (call, cb) => cb(null, call.request) },
+  );
+  const echoPort = await new Promise((resolve, reject) =>
+    echo.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  const EchoClient = grpc.makeGenericClientConstructor(
+    {
+      putJob: {
+        path: "/edgeplane.v1.JobService/PutJob",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
+    "Echo",
+  );
+  const echoClient = new EchoClient(`127.0.0.1:${echoPort}`, grpc.credentials.createInsecure());
+
+  const ns = `b${randomUUID().slice(0, 6)}`;
+  const payloads = Array.from({ length: calls + 2000 }, (_, i) =>
+    Buffer.from(toBinary(PutJobRequestSchema, create(PutJobRequestSchema, { spec: spec(i, ns) }))),
+  );
+  const specBytes = payloads[0].length;
+  const echoCall = (i) =>
+    new Promise((resolve, reject) => echoClient.putJob(payloads[i], (e, r) => (e ? reject(e) : resolve(r))));
+  const putCall = (i) => api.putJob({ spec: spec(i, ns) });
+
+  // Warm both paths (JIT, connections, Redis scripts loaded).
+  await drive(2000, inflight, (i) => echoCall(i));
+  await drive(2000, inflight, (i) => api.putJob({ spec: spec(calls + i, `${ns}w`) }));
+
+  const echoResult = await drive(calls, inflight, echoCall);
+  const r0 = await redisCpuUs(redis);
+  const putResult = await drive(calls, inflight, putCall);
+  const redisUsPerCall = ((await redisCpuUs(redis)) - r0) / calls;
+
+  const ratio = putResult.rate / echoResult.rate;
+  api.close();
+  echoClient.close();
+  echo.forceShutdown();
+  await cp.stop({ graceMs: 1000 });
+  await redis.quit();
+  await server.stop();
+  const r = (x) => Math.round(x * 10) / 10;
+  return {
+    bench: "submit",
+    goal: "PutJob on the Redis store >= 50% of a bare grpc-js echo's calls/s (stretch 70%), 1 KB specs, 64 in flight",
+    met: ratio >= 0.5,
+    stretch_met: ratio >= 0.7,
+    calls,
+    inflight,
+    request_bytes: specBytes,
+    put_calls_per_s: r(putResult.rate),
+    echo_calls_per_s: r(echoResult.rate),
+    ratio: Math.round(ratio * 1000) / 1000,
+    put_cpu_us_per_call: r(putResult.cpuUsPerCall),
+    put_redis_cpu_us_per_call: r(redisUsPerCall),
+    echo_cpu_us_per_call: r(echoResult.cpuUsPerCall),
+    cpus: (await import("node:os")).cpus().length,
+    load_average_1m: (await import("node:os")).loadavg()[0],
+  };
+}
