@@ -97,7 +97,13 @@ async function listAll(query: string, limit = 50): Promise<NodeJson[]> {
 
 async function submit(name: string, extra: Json = {}) {
   const spec = validateJobSpec(
-    { name, namespace: prefix.slice(0, -1), type: "pipeline", config: { input: { generate: {} } }, ...extra },
+    {
+      name,
+      namespace: prefix.slice(0, -1),
+      type: "pipeline",
+      config: { input: { generate: { interval: "1s", message: {} } }, output: { stdout: {} } },
+      ...extra,
+    },
     { parseExpression: (e: string) => parseSelector(e) },
   );
   const { job } = await jobStore.putJob({

@@ -129,6 +129,7 @@ describe("the real agent against the registry and placement", () => {
         namespace: prefix.slice(0, -1),
         type: "pipeline",
         selector: { match_labels: { site: "lab" } },
+        config: { input: { generate: { interval: "1s", message: {} } }, output: { stdout: {} } },
       },
       { parseExpression: (e: string) => parseSelector(e) },
     );

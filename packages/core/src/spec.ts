@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 import { EdgeplaneError, type ErrorDetail } from "./errors.js";
+import { validateJobConfig } from "./job-config.js";
 import { JOB_TYPES, type JobType } from "./job-state.js";
 import { utf8Length, validateLabelKey, validateLabelValue } from "./labels.js";
 
@@ -256,6 +257,9 @@ function checkRules(spec: ParsedSpec, syntax: SelectorSyntax): ErrorDetail[] {
       });
     }
   }
+
+  // The type's own config shape (pipeline/exec/config), the same check the agent runs again.
+  out.push(...validateJobConfig(spec.type, spec.config));
 
   const sel = spec.selector;
   if (sel) {
