@@ -121,3 +121,54 @@ describe("edgectl", () => {
     expect(stderr).toMatch(/control plane stopped/);
   });
 });
+
+describe("edgectl dev (npm start)", () => {
+  it("brings up NATS, the control plane and 3 agents that the examples select, and stops on SIGTERM", async () => {
+    const proc = spawn(
+      process.execPath,
+      [bin, "dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+      {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let err = "";
+    proc.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    try {
+      await waitFor(() => err.includes("dev stack is up"), {
+        timeoutMs: 20_000,
+        message: "dev stack did not start",
+      });
+      const grpc = /grpc=(\S+)/.exec(err)?.[1] ?? "";
+      const http = /http=(\S+)/.exec(err)?.[1] ?? "";
+      type Nodes = { items: Array<{ id: string; state: string }> };
+      await waitFor(
+        async () => {
+          const nodes = (await (await fetch(`${http}/api/v1/nodes`)).json()) as Nodes;
+          return nodes.items.filter((n) => n.state === "ready").length === 3;
+        },
+        { timeoutMs: 20_000, message: "3 ready agents" },
+      );
+      const run = await edgectl("job", "run", "-f", "examples/canary-metrics.yaml", "--server", grpc);
+      expect(run.code, run.stderr).toBe(0);
+      // The canary example selects tier in (edge,gateway) and !maintenance: all three dev agents.
+      await waitFor(
+        async () => {
+          const node = (await (await fetch(`${http}/api/v1/nodes/edge-3`)).json()) as {
+            node: { executions?: string[]; applied_revision?: number };
+          };
+          return (node.node.executions ?? []).length > 0;
+        },
+        { timeoutMs: 20_000, message: "edge-3 running the example" },
+      );
+    } finally {
+      proc.kill("SIGTERM");
+      const code = await new Promise<number | null>((resolve) =>
+        proc.exitCode !== null ? resolve(proc.exitCode) : proc.once("exit", resolve),
+      );
+      expect(code).toBe(0);
+    }
+  });
+});

@@ -6,9 +6,10 @@
 import { EDGEPLANE_VERSION, EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
 import { agent, agentHelp } from "./commands/agent.js";
 import { deployment, deploymentHelp } from "./commands/deployment.js";
+import { dev, devHelp } from "./commands/dev.js";
 import { job, jobHelp } from "./commands/job.js";
 import { natsConfig, natsConfigHelp } from "./commands/nats-config.js";
-import { devHelp, server, serverHelp } from "./commands/server.js";
+import { server, serverHelp } from "./commands/server.js";
 import { version, versionHelp } from "./commands/version.js";
 
 const usage = `edgectl ${EDGEPLANE_VERSION}: the edgeplane command line
@@ -17,7 +18,7 @@ Usage: edgectl <command> [flags]
 
 Commands:
   server     run a control plane
-  dev        run the development stack (control plane on the memory store)
+  dev        run the development stack (NATS, control plane, 3 local agents)
   version    print client and server versions
   job        submit, list, inspect, revert, stop and delete jobs
   deployment   simulate a rollout over a virtual fleet (the real planner, in virtual time)
@@ -28,8 +29,8 @@ Run "edgectl <command> --help" for a command's flags.
 `;
 
 const commands: Record<string, { help: string; run: (argv: readonly string[]) => Promise<number> }> = {
-  server: { help: serverHelp, run: (argv) => server(argv, "server") },
-  dev: { help: devHelp, run: (argv) => server(argv, "dev") },
+  server: { help: serverHelp, run: server },
+  dev: { help: devHelp, run: dev },
   version: { help: versionHelp, run: version },
   job: { help: jobHelp, run: job },
   agent: { help: agentHelp, run: agent },

@@ -18,12 +18,6 @@ Flags:
   --production            refuse a Redis that can lose writes (also EDGEPLANE_ENV=production)
 `;
 
-export const devHelp = `Usage: edgectl dev [flags]
-
-Runs the development stack: a control plane on the memory store with the default addresses.
-Flags are those of "edgectl server".
-`;
-
 /** Waits for SIGTERM/SIGINT, then stops the control plane and resolves the exit code. */
 export function runUntilSignal(cp: ControlPlane): Promise<number> {
   return new Promise((resolve) => {
@@ -45,8 +39,8 @@ export function runUntilSignal(cp: ControlPlane): Promise<number> {
   });
 }
 
-export async function server(argv: readonly string[], mode: "server" | "dev"): Promise<number> {
-  const { values } = parseFlags(mode, argv, {
+export async function server(argv: readonly string[]): Promise<number> {
+  const { values } = parseFlags("server", argv, {
     "grpc-addr": { type: "string" },
     "http-addr": { type: "string" },
     store: { type: "string" },
@@ -74,10 +68,5 @@ export async function server(argv: readonly string[], mode: "server" | "dev"): P
     maxVersions,
     production: values.production || undefined,
   });
-  if (mode === "dev") {
-    process.stderr.write(
-      `\nedgeplane dev stack is up\n  gRPC:      ${cp.grpcAddress}\n  HTTP:      ${cp.httpUrl}  (try ${cp.httpUrl}/readyz)\n  store:     memory (state is lost on exit)\n  stop with Ctrl-C\n\n`,
-    );
-  }
   return runUntilSignal(cp);
 }
