@@ -27,7 +27,7 @@ function spec(i, ns) {
     name: `bench-${i}`,
     namespace: ns,
     type: "pipeline",
-    description: "x".repeat(600),
+    description: "x".repeat(800),
     labels: { team: "bench", tier: "edge" },
     selector: { matchExpressions: ["tier in (edge,gateway)", "!maintenance"] },
     config: { input: { generate: { interval: "1s", message: { n: i } } }, output: { stdout: {} } },
