@@ -21,11 +21,11 @@
 import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { quiet, round } from "./lib.mjs";
 
 const GOAL =
   "control-plane CPU per heartbeat <= 2.5x a bare nats.js subscriber decoding the same messages; heap <= 1 KB per node";
 const HEARTBEAT_SUBJECT = "ep.node.*.out.heartbeat";
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
 export async function run(args = []) {
   const opts = parseArgs(args);
@@ -201,7 +201,6 @@ async function pool(items, limit, fn) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const round = (x, digits) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /** Forks this file as a consumer child with `--expose-gc`; `ask` sends a command and awaits its answer. */
 async function spawnChild(role, config) {

@@ -24,10 +24,7 @@
 // Without --expose-gc the benchmark re-runs itself in a child `node --expose-gc` (as the selector
 // benchmark does), so that it can collect the loader's garbage before sampling.
 import { Buffer } from "node:buffer";
-import { spawnSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createRedisJobStore, LIVE_STATES, specDigest } from "@edgeplane/store";
 import {
   encodeRecord,
@@ -38,6 +35,7 @@ import {
 } from "@edgeplane/store/internal";
 import { startRedis } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
+import { prng, respawnWithGc, round } from "./lib.mjs";
 
 const GOAL =
   "p99(page 5000)/p99(page 1) <= 1.5 and page p99 < 10 ms at 1M jobs; Redis memory per job <= encoded spec + 300 B";
@@ -67,7 +65,7 @@ const BASE_TIME = Date.UTC(2025, 0, 1);
 
 export async function run(args = []) {
   // gc() between phases keeps the loader's garbage out of the samples; it needs --expose-gc.
-  if (typeof globalThis.gc !== "function") return respawnWithGc(args);
+  if (typeof globalThis.gc !== "function") return respawnWithGc("list", args);
   const opts = parseArgs(args);
   const server = await startRedis({ args: ["--auto-aof-rewrite-percentage", "0"] });
   const redis = new Redis(server.url, { maxRetriesPerRequest: null });
@@ -184,18 +182,6 @@ function parseArgs(args) {
   }
   if (!(opts.jobs >= LIMIT * 2)) throw new Error(`--jobs must be at least ${LIMIT * 2}`);
   return opts;
-}
-
-/** A small deterministic PRNG (mulberry32), so every run loads the same jobs. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pick(rand, table) {
@@ -467,25 +453,4 @@ async function timed(fn) {
 function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-}
-
-function round(x, digits = 3) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function respawnWithGc(args) {
-  const runner = join(dirname(fileURLToPath(import.meta.url)), "run.mjs");
-  const child = spawnSync(process.execPath, ["--expose-gc", runner, "list", ...args], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const lines = (child.stdout ?? "").trim().split("\n");
-  const last = lines.pop() ?? "";
-  if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
-  if (child.status !== 0 || !last.startsWith("{")) {
-    throw new Error(`list benchmark child failed (status ${child.status}): ${last}`);
-  }
-  return JSON.parse(last);
 }

@@ -6,10 +6,8 @@
 // already exist, counting both the V8 heap and ArrayBuffer backing stores (typed arrays live outside
 // the V8 heap, so heapUsed alone would under-count the index). Without --expose-gc the benchmark
 // re-runs itself in a child `node --expose-gc` and returns the child's result.
-import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { compileNodeSelector, LabelIndex } from "@edgeplane/selector";
+import { prng, respawnWithGc, round } from "./lib.mjs";
 
 const GOAL =
   "indexed p99 >= 20x faster than linear scan, indexed p99 < 1 ms at 100k, growth 10k->100k <= 3x, index heap <= 256 B/node";
@@ -31,7 +29,7 @@ const SELECTORS = [
 const FALLBACK = { name: "negative-only (scan fallback)", expr: "env!=dev,!maintenance" };
 
 export async function run(args = []) {
-  if (typeof globalThis.gc !== "function") return respawnWithGc(args);
+  if (typeof globalThis.gc !== "function") return respawnWithGc("selector", args);
   const opts = parseArgs(args);
   const fleet = makeFleet(Math.max(...opts.sizes));
   const bySize = {};
@@ -181,24 +179,7 @@ function percentile(sorted, p) {
   return round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))], 2);
 }
 
-function round(x, digits) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
 // ---- the fleet -----------------------------------------------------------------------------
-
-/** mulberry32: a tiny seeded PRNG, so every run measures the same fleet. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const REGIONS = [
   "eu-west",
@@ -296,20 +277,4 @@ function parseArgs(args) {
     else if (args[i] === "--nodes") opts.sizes = String(args[++i]).split(",").map(Number);
   }
   return opts;
-}
-
-function respawnWithGc(args) {
-  const runner = join(dirname(fileURLToPath(import.meta.url)), "run.mjs");
-  const child = spawnSync(process.execPath, ["--expose-gc", runner, "selector", ...args], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const lines = (child.stdout ?? "").trim().split("\n");
-  const last = lines.pop() ?? "";
-  if (lines.length > 0) process.stderr.write(`${lines.join("\n")}\n`);
-  if (child.status !== 0 || !last.startsWith("{")) {
-    throw new Error(`selector benchmark child failed (status ${child.status}): ${last}`);
-  }
-  return JSON.parse(last);
 }

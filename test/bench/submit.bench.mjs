@@ -13,8 +13,7 @@ import { fromGrpcStatus } from "@edgeplane/core";
 import { startRedis } from "@edgeplane/testkit";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
-
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+import { quiet } from "./lib.mjs";
 
 function arg(args, name, fallback) {
   const i = args.indexOf(`--${name}`);
@@ -73,39 +72,24 @@ export async function run(args) {
   // The bare echo server: the same method path, bytes in, the same bytes out.
   const echo = new grpc.Server();
   const identity = (b) => b;
-  echo.addService(
-    {
-      putJob: {
-        path: "/edgeplane.v1.JobService/PutJob",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
+  const echoService = {
+    putJob: {
+      path: "/edgeplane.v1.JobService/PutJob",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
     },
-    { putJob: (call, cb) => cb(null, call.request) },
-  );
+  };
+  echo.addService(echoService, { putJob: (call, cb) => cb(null, call.request) });
   const echoPort = await new Promise((resolve, reject) =>
     echo.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
       e ? reject(e) : resolve(p),
     ),
   );
-  const EchoClient = grpc.makeGenericClientConstructor(
-    {
-      putJob: {
-        path: "/edgeplane.v1.JobService/PutJob",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
-    },
-    "Echo",
-  );
+  const EchoClient = grpc.makeGenericClientConstructor(echoService, "Echo");
   const echoClient = new EchoClient(`127.0.0.1:${echoPort}`, grpc.credentials.createInsecure());
 
   const ns = `b${randomUUID().slice(0, 6)}`;

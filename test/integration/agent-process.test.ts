@@ -4,43 +4,27 @@
  * final heartbeat and exits 0. Builds the agent package first (incremental, fast when up to date).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
-import {
-  AgentRegisterResponseSchema,
-  AssignmentSchema,
-  DesiredStateSchema,
-  type Heartbeat,
-  HeartbeatSchema,
-} from "@edgeplane/api";
-import { connectNatsBus, decode, encode, subjects } from "@edgeplane/bus";
-import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { AssignmentSchema } from "@edgeplane/api";
+import { waitFor } from "@edgeplane/testkit";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { natsConfig } from "../../packages/cli/src/commands/nats-config.js";
+import { uid } from "../support/agent.js";
+import { tempDir as tempDirIn, useCleanups } from "../support/cleanups.js";
+import { connectControlPlane } from "../support/control-plane.js";
+import { useOwnNats } from "../support/nats.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const main = join(repo, "packages/agent/dist/main.js");
-const cleanups: Array<() => unknown> = [];
-
-afterEach(async () => {
+const cleanups = useCleanups();
+afterEach(() => {
   vi.restoreAllMocks();
-  for (const fn of cleanups.splice(0).reverse()) {
-    await Promise.resolve()
-      .then(fn)
-      .catch(() => {});
-  }
 });
 
-// This file's own nats-server: the run's shared one also carries other suites' node registries.
-let nats: NatsServer;
-beforeAll(async () => {
-  nats = await startNats({ jetstream: false });
-});
-afterAll(() => nats?.stop({ graceMs: 1000 }));
+const nats = useOwnNats();
 
 beforeAll(() => {
   execFileSync(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-b", "packages/agent"], {
@@ -49,11 +33,7 @@ beforeAll(() => {
   });
 }, 120_000);
 
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), "agent-proc-"));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
+const tempDir = (): Promise<string> => tempDirIn(cleanups, "agent-proc-");
 
 interface Run {
   readonly child: ChildProcess;
@@ -76,24 +56,16 @@ function runAgent(args: readonly string[]): Run {
 
 describe("the agent process", () => {
   it("registers, applies its desired state, and on SIGTERM sends a final heartbeat and exits 0", async () => {
-    const url = nats.url;
-    const node = `proc-${randomBytes(4).toString("hex")}`;
-    const cp = await connectNatsBus({ servers: [url], name: "test-cp" });
-    cleanups.push(() => cp.close());
-    const desired = create(DesiredStateSchema, {
-      nodeId: node,
-      revision: 1,
-      assignments: [
-        create(AssignmentSchema, { executionId: "q1", jobId: "j1", type: "query", desiredState: "running" }),
-      ],
-    });
-    cp.subscribe(subjects.outbound(node, "register"), (m) => {
-      if (m.reply)
-        cp.publish(m.reply, encode(AgentRegisterResponseSchema, { accepted: true, desiredState: desired }));
-    });
-    const beats: Heartbeat[] = [];
-    cp.subscribe(subjects.outbound(node, "heartbeat"), (m) => beats.push(decode(HeartbeatSchema, m.data)));
-    await cp.flush();
+    const url = nats.server.url;
+    const node = `proc-${uid()}`;
+    const cp = await connectControlPlane(cleanups, { url }, { nodes: [node] });
+    cp.set(
+      node,
+      1,
+      [create(AssignmentSchema, { executionId: "q1", jobId: "j1", type: "query", desiredState: "running" })],
+      false,
+    );
+    const beats = cp.heartbeats;
 
     const dir = await tempDir();
     const config = join(dir, "agent.yaml");

@@ -1,127 +1,38 @@
 /**
- * The agent's protocol on a real nats-server: a control-plane double written here answers
+ * The agent's protocol on a real nats-server: a control-plane double (test/support) answers
  * register/desired requests and records heartbeats and events (this tests the agent, not the
  * node registry); an executor double runs the work. Links are cut with a TCP proxy between one
  * agent and NATS, and the server itself is killed with SIGKILL and restarted.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import {
-  type Agent,
-  type AgentOptions,
-  createAgent,
-  type DesiredStateSource,
-  type ExecutionContext,
-  type ExecutionHandle,
-  type Executor,
+import type {
+  Agent,
+  AgentOptions,
+  DesiredStateSource,
+  ExecutionContext,
+  ExecutionHandle,
+  Executor,
 } from "@edgeplane/agent";
-import {
-  type AgentRegisterRequest,
-  AgentRegisterRequestSchema,
-  AgentRegisterResponseSchema,
-  type Assignment,
-  AssignmentSchema,
-  type DesiredState,
-  DesiredStateSchema,
-  type ExecutionEvent,
-  ExecutionEventSchema,
-  type Heartbeat,
-  HeartbeatSchema,
-} from "@edgeplane/api";
-import { type Bus, connectNatsBus, decode, encode, parseOutbound, subjects } from "@edgeplane/bus";
-import { createLogger } from "@edgeplane/core";
-import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Assignment, AssignmentSchema, DesiredStateSchema } from "@edgeplane/api";
+import { connectNatsBus } from "@edgeplane/bus";
+import { startNats, waitFor } from "@edgeplane/testkit";
+import { describe, expect, it } from "vitest";
+import { startTestAgent, uid } from "../support/agent.js";
+import { tempDir as tempDirIn, useCleanups } from "../support/cleanups.js";
+import { connectControlPlane, type TestControlPlane } from "../support/control-plane.js";
+import { useOwnNats } from "../support/nats.js";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) {
-    await Promise.resolve()
-      .then(fn)
-      .catch(() => {});
-  }
-});
+const cleanups = useCleanups();
+const nats = useOwnNats();
 
-// This file's own nats-server: the run's shared one also carries other suites' node registries,
-// which could answer these agents' register requests.
-let nats: NatsServer;
-let natsUrl: string;
-beforeAll(async () => {
-  nats = await startNats({ jetstream: false });
-  natsUrl = nats.url;
-});
-afterAll(() => nats?.stop({ graceMs: 1000 }));
+const tempDir = (): Promise<string> => tempDirIn(cleanups, "agent-int-");
 
-const quiet = createLogger({ component: "test", level: "error", sink: () => {} });
-const uid = (): string => randomBytes(4).toString("hex");
-
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), "agent-int-"));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A control-plane double for a known set of nodes (the shared NATS carries other tests' nodes too). */
-class TestControlPlane {
-  readonly registers: AgentRegisterRequest[] = [];
-  readonly heartbeats: Heartbeat[] = [];
-  readonly events: ExecutionEvent[] = [];
-  readonly desired = new Map<string, DesiredState>();
-  readonly bus: Bus;
-  readonly #nodes: ReadonlySet<string>;
-
-  constructor(bus: Bus, nodes: readonly string[]) {
-    this.bus = bus;
-    this.#nodes = new Set(nodes);
-    bus.subscribe(subjects.allOutbound(">"), (m) => {
-      const parsed = parseOutbound(m.subject);
-      if (!parsed || !this.#nodes.has(parsed.nodeId)) return;
-      const { nodeId, kind } = parsed;
-      if (kind === "register" && m.reply) {
-        this.registers.push(decode(AgentRegisterRequestSchema, m.data));
-        bus.publish(
-          m.reply,
-          encode(AgentRegisterResponseSchema, { accepted: true, desiredState: this.desired.get(nodeId) }),
-        );
-      } else if (kind === "desired" && m.reply) {
-        bus.publish(m.reply, encode(DesiredStateSchema, this.desired.get(nodeId) ?? { nodeId }));
-      } else if (kind === "heartbeat") this.heartbeats.push(decode(HeartbeatSchema, m.data));
-      else if (kind === "event") this.events.push(decode(ExecutionEventSchema, m.data));
-    });
-  }
-
-  /** Changes a node's desired state; pushes it unless `push` is false (a lost push). */
-  set(nodeId: string, revision: number, assignments: Assignment[], push = true): DesiredState {
-    const ds = create(DesiredStateSchema, { nodeId, revision, assignments });
-    this.desired.set(nodeId, ds);
-    if (push) this.push(ds);
-    return ds;
-  }
-
-  push(ds: DesiredState): void {
-    this.bus.publish(subjects.desired(ds.nodeId), encode(DesiredStateSchema, ds));
-  }
-
-  registrations(nodeId: string): AgentRegisterRequest[] {
-    return this.registers.filter((r) => r.nodeId === nodeId);
-  }
-
-  lastHeartbeat(nodeId: string): Heartbeat | undefined {
-    return this.heartbeats.filter((h) => h.nodeId === nodeId).at(-1);
-  }
-}
-
-async function controlPlane(url: string, nodes: readonly string[]): Promise<TestControlPlane> {
-  const bus = await connectNatsBus({ servers: [url], name: "test-control-plane" });
-  cleanups.push(() => bus.close());
-  const cp = new TestControlPlane(bus, nodes);
-  await bus.flush();
-  return cp;
-}
+/** A control-plane double for a known set of nodes only. */
+const controlPlane = (url: string, nodes: readonly string[]): Promise<TestControlPlane> =>
+  connectControlPlane(cleanups, { url }, { nodes });
 
 /** An executor double: run-once types finish after `config.run_ms`; pipelines run until stopped. */
 function testExecutor(): Executor & { readonly started: string[] } {
@@ -165,18 +76,13 @@ function assignment(
 
 async function startAgent(options: Partial<AgentOptions> & { nodeId: string; url: string }): Promise<Agent> {
   const { url, ...rest } = options;
-  const agent = createAgent({
+  return startTestAgent(cleanups, {
     dataDir: await tempDir(),
     nats: { servers: [url], pingIntervalMs: 500, maxPingOut: 2 },
     heartbeatIntervalMs: 200,
-    retry: { baseMs: 50, maxMs: 500 },
-    logger: quiet,
     executors: [testExecutor()],
     ...rest,
   });
-  cleanups.push(() => agent.stop({ graceMs: 0 }));
-  await agent.start();
-  return agent;
 }
 
 /** Records where each applied revision came from. */
@@ -250,7 +156,7 @@ class LinkProxy {
 
 describe("agent on a real nats-server", () => {
   it("receives the desired state that changed while it was offline, on reconnect", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `off-${uid()}`;
     const cp = await controlPlane(url, [node]);
     cp.set(node, 1, [assignment("p1")], false);
@@ -280,7 +186,7 @@ describe("agent on a real nats-server", () => {
   });
 
   it("detects a dead link by pings, reconnects and re-syncs", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `dead-${uid()}`;
     const cp = await controlPlane(url, [node]);
     cp.set(node, 1, [], false);
@@ -304,7 +210,7 @@ describe("agent on a real nats-server", () => {
   });
 
   it("ignores duplicate and stale desired states: nothing restarts, nothing is rewritten", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `dup-${uid()}`;
     const cp = await controlPlane(url, [node]);
     const executor = testExecutor();
@@ -333,7 +239,7 @@ describe("agent on a real nats-server", () => {
   });
 
   it("resumes from the same data dir after a restart: long-running work restarts, finished run-once work does not", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `rst-${uid()}`;
     const cp = await controlPlane(url, [node]);
     const dataDir = await tempDir();
@@ -364,7 +270,7 @@ describe("agent on a real nats-server", () => {
   });
 
   it("heartbeats carry the applied revision and every status; events are unique per transition", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `hb-${uid()}`;
     const cp = await controlPlane(url, [node]);
     cp.set(node, 1, [assignment("p1"), assignment("q1", "query", { config: { run_ms: 100 } })], false);
@@ -389,7 +295,7 @@ describe("agent on a real nats-server", () => {
   });
 
   it("starts while NATS is unreachable, runs what it persisted, and connects once it can", async () => {
-    const url = natsUrl;
+    const url = nats.server.url;
     const node = `late-${uid()}`;
     const cp = await controlPlane(url, [node]);
     const dataDir = await tempDir();

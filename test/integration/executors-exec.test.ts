@@ -1,150 +1,41 @@
 /**
  * The exec executor (query, update) and the config executor inside real agents on a real
- * nats-server. A control-plane double written here answers register/desired requests and records
+ * nats-server. A control-plane double (test/support) answers register/desired requests and records
  * heartbeats, events (with query results) and logs: this tests the agent and its executors, not
  * the node registry. Each agent's agent.yaml decides what it may run.
  */
-import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { type as osType, tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { type as osType } from "node:os";
 import { join } from "node:path";
 import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import {
-  type Agent,
-  createAgent,
-  DEFAULT_AGENT_CONFIG,
-  type ExecutorsConfig,
-  parseAgentConfig,
-} from "@edgeplane/agent";
-import {
-  AgentRegisterResponseSchema,
-  type Assignment,
-  AssignmentSchema,
-  type DesiredState,
-  DesiredStateSchema,
-  type ExecutionEvent,
-  ExecutionEventSchema,
-  type Heartbeat,
-  HeartbeatSchema,
-  type LogBatch,
-  LogBatchSchema,
-} from "@edgeplane/api";
-import { type Bus, connectNatsBus, decode, encode, parseOutbound, subjects } from "@edgeplane/bus";
-import { createLogger } from "@edgeplane/core";
-import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Agent, DEFAULT_AGENT_CONFIG, type ExecutorsConfig, parseAgentConfig } from "@edgeplane/agent";
+import { type Assignment, AssignmentSchema, type ExecutionEvent } from "@edgeplane/api";
+import { processGroupGone as groupGone, waitFor } from "@edgeplane/testkit";
+import { describe, expect, it } from "vitest";
 import { validateJobConfig } from "../../packages/core/src/job-config.js";
+import { startTestAgent, uid as uidOf } from "../support/agent.js";
+import { tempDir as tempDirIn, useCleanups } from "../support/cleanups.js";
+import { connectControlPlane, type TestControlPlane } from "../support/control-plane.js";
+import { useOwnNats } from "../support/nats.js";
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) {
-    await Promise.resolve()
-      .then(fn)
-      .catch(() => {});
-  }
-});
+const cleanups = useCleanups();
+const nats = useOwnNats();
 
-// This file's own nats-server: the run's shared one also carries other suites' node registries,
-// which could answer these agents' register requests.
-let nats: NatsServer;
-beforeAll(async () => {
-  nats = await startNats({ jetstream: false });
-});
-afterAll(() => nats?.stop({ graceMs: 1000 }));
-
-const quiet = createLogger({ component: "test", level: "error", sink: () => {} });
-const uid = (): string => randomBytes(3).toString("hex");
-
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), "executors-exec-"));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A control-plane double: answers register/desired, records heartbeats, events and logs. */
-class TestControlPlane {
-  readonly heartbeats: Heartbeat[] = [];
-  readonly events: ExecutionEvent[] = [];
-  readonly logs: LogBatch[] = [];
-  readonly desired = new Map<string, DesiredState>();
-
-  constructor(readonly bus: Bus) {
-    bus.subscribe(subjects.allOutbound(">"), (m) => {
-      const parsed = parseOutbound(m.subject);
-      if (!parsed) return;
-      const { nodeId, kind } = parsed;
-      if (kind === "register" && m.reply) {
-        bus.publish(
-          m.reply,
-          encode(AgentRegisterResponseSchema, { accepted: true, desiredState: this.desired.get(nodeId) }),
-        );
-      } else if (kind === "desired" && m.reply) {
-        bus.publish(m.reply, encode(DesiredStateSchema, this.desired.get(nodeId) ?? { nodeId }));
-      } else if (kind === "heartbeat") this.heartbeats.push(decode(HeartbeatSchema, m.data));
-      else if (kind === "event") this.events.push(decode(ExecutionEventSchema, m.data));
-      else if (kind === "logs") this.logs.push(decode(LogBatchSchema, m.data));
-    });
-  }
-
-  set(nodeId: string, revision: number, assignments: Assignment[]): void {
-    const ds = create(DesiredStateSchema, { nodeId, revision, assignments });
-    this.desired.set(nodeId, ds);
-    this.bus.publish(subjects.desired(nodeId), encode(DesiredStateSchema, ds));
-  }
-
-  /** The final event of an execution on a node (one of the terminal states). */
-  final(nodeId: string, executionId: string, timeoutMs = 10_000): Promise<ExecutionEvent> {
-    return waitFor(
-      () =>
-        this.events.find(
-          (e) =>
-            e.nodeId === nodeId &&
-            e.status?.executionId === executionId &&
-            ["finished", "error", "timed_out", "canceled"].includes(e.status.state),
-        ),
-      { timeoutMs, message: `the final event of ${executionId} on ${nodeId}` },
-    );
-  }
-
-  logLines(executionId: string): string[] {
-    return this.logs
-      .filter((b) => b.executionId === executionId)
-      .flatMap((b) => b.lines.map((l) => `${l.level} ${l.stream} ${l.text}`));
-  }
-
-  /** Waits for a log line of an execution (logs ship in batches, after the events). */
-  logLine(executionId: string, pattern: RegExp): Promise<string> {
-    return waitFor(() => this.logLines(executionId).find((l) => pattern.test(l)), {
-      message: `a log line of ${executionId} matching ${pattern}`,
-    });
-  }
-}
-
-async function controlPlane(): Promise<TestControlPlane> {
-  const bus = await connectNatsBus({ servers: [nats.url], name: "test-cp" });
-  cleanups.push(() => bus.close());
-  const cp = new TestControlPlane(bus);
-  await bus.flush();
-  return cp;
-}
+const uid = (): string => uidOf(3);
+const tempDir = (): Promise<string> => tempDirIn(cleanups, "executors-exec-");
+const controlPlane = (): Promise<TestControlPlane> => connectControlPlane(cleanups, { url: nats.server.url });
 
 /** An agent whose executors come from an agent.yaml text, as `edgectl agent --config` would load it. */
 async function startAgent(nodeId: string, agentYaml: string): Promise<Agent> {
   const config: ExecutorsConfig = parseAgentConfig(agentYaml).executors;
-  const agent = createAgent({
+  return startTestAgent(cleanups, {
     nodeId,
     dataDir: await tempDir(),
-    nats: { servers: [nats.url], pingIntervalMs: 1000 },
+    nats: { servers: [nats.server.url], pingIntervalMs: 1000 },
     heartbeatIntervalMs: 100,
-    retry: { baseMs: 50, maxMs: 500 },
-    logger: quiet,
     executorConfig: config,
   });
-  cleanups.push(() => agent.stop({ graceMs: 0 }));
-  await agent.start();
-  return agent;
 }
 
 function job(executionId: string, type: string, config: Record<string, unknown>, timeoutS = 0): Assignment {
@@ -169,28 +60,6 @@ executors:
       - { command: sh, args: any }
     kill_grace: 300ms
 `;
-
-/**
- * Whether process group `pgid` is gone. Members that are only zombies count as gone: orphans are
- * re-parented to PID 1, which in some containers never reaps them.
- */
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) === pgid && fields[0] !== "Z") return false;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return true;
-}
 
 const resultOf = (e: ExecutionEvent): unknown => (e.result ? toJson(ValueSchema, e.result) : undefined);
 

@@ -1,7 +1,7 @@
 /**
  * The pipeline executor inside real agents on a real nats-server that enforces the per-node
  * credentials `edgectl nats-config` generates (so pipeline data on `ep.node.<id>.out.data.>` /
- * `in.data.>` is proven to fit a node's permissions). A control-plane double written here answers
+ * `in.data.>` is proven to fit a node's permissions). A control-plane double (test/support) answers
  * register/desired requests and records heartbeats, events and logs: this tests the agent and its
  * executors, not the node registry.
  */
@@ -11,43 +11,23 @@ import { join } from "node:path";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import {
   type Agent,
-  createAgent,
   createBuiltinExecutors,
   DEFAULT_AGENT_CONFIG,
   type ExecutorsConfig,
   type WriteNatsConfigResult,
   writeNatsConfig,
 } from "@edgeplane/agent";
-import {
-  AgentRegisterResponseSchema,
-  type Assignment,
-  AssignmentSchema,
-  type DesiredState,
-  DesiredStateSchema,
-  type ExecutionEvent,
-  ExecutionEventSchema,
-  type ExecutionStatus,
-  type Heartbeat,
-  HeartbeatSchema,
-  type LogBatch,
-  LogBatchSchema,
-} from "@edgeplane/api";
-import { type Bus, connectNatsBus, decode, encode, parseOutbound, subjects } from "@edgeplane/bus";
-import { createLogger } from "@edgeplane/core";
+import { type Assignment, AssignmentSchema } from "@edgeplane/api";
 import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateJobConfig } from "../../packages/core/src/job-config.js";
+import { startTestAgent } from "../support/agent.js";
+import { tempDir as tempDirIn, useCleanups } from "../support/cleanups.js";
+import { connectControlPlane, type TestControlPlane } from "../support/control-plane.js";
 
 const NODES = ["pipe-1", "pipe-2", "pipe-3", "tail-1", "mixed-1", "bad-1"] as const;
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) {
-    await Promise.resolve()
-      .then(fn)
-      .catch(() => {});
-  }
-});
+const cleanups = useCleanups();
 
 let dir: string;
 let nats: NatsServer;
@@ -62,72 +42,12 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const quiet = createLogger({ component: "test", level: "error", sink: () => {} });
 const seed = (name: string): string => creds.credentials.find((c) => c.name === name)?.file ?? "";
+const tempDir = (): Promise<string> => tempDirIn(cleanups, "executors-pipeline-");
 
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), "executors-pipeline-"));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A control-plane double: answers register/desired, records heartbeats, events and logs. */
-class TestControlPlane {
-  readonly heartbeats: Heartbeat[] = [];
-  readonly events: ExecutionEvent[] = [];
-  readonly logs: LogBatch[] = [];
-  readonly desired = new Map<string, DesiredState>();
-
-  constructor(readonly bus: Bus) {
-    bus.subscribe(subjects.allOutbound(">"), (m) => {
-      const parsed = parseOutbound(m.subject);
-      if (!parsed) return;
-      const { nodeId, kind } = parsed;
-      if (kind === "register" && m.reply) {
-        bus.publish(
-          m.reply,
-          encode(AgentRegisterResponseSchema, { accepted: true, desiredState: this.desired.get(nodeId) }),
-        );
-      } else if (kind === "desired" && m.reply) {
-        bus.publish(m.reply, encode(DesiredStateSchema, this.desired.get(nodeId) ?? { nodeId }));
-      } else if (kind === "heartbeat") this.heartbeats.push(decode(HeartbeatSchema, m.data));
-      else if (kind === "event") this.events.push(decode(ExecutionEventSchema, m.data));
-      else if (kind === "logs") this.logs.push(decode(LogBatchSchema, m.data));
-    });
-  }
-
-  set(nodeId: string, revision: number, assignments: Assignment[]): void {
-    const ds = create(DesiredStateSchema, { nodeId, revision, assignments });
-    this.desired.set(nodeId, ds);
-    this.bus.publish(subjects.desired(nodeId), encode(DesiredStateSchema, ds));
-  }
-
-  /** The status of an execution in the node's latest heartbeat. */
-  status(nodeId: string, executionId: string): ExecutionStatus | undefined {
-    return this.heartbeats
-      .filter((h) => h.nodeId === nodeId)
-      .at(-1)
-      ?.executions.find((e) => e.executionId === executionId);
-  }
-
-  logLines(executionId: string): string[] {
-    return this.logs
-      .filter((b) => b.executionId === executionId)
-      .flatMap((b) => b.lines.map((l) => `${l.level} ${l.text}`));
-  }
-}
-
-async function controlPlane(): Promise<TestControlPlane> {
-  const bus = await connectNatsBus({
-    servers: [nats.url],
-    name: "test-cp",
-    credsFile: seed("control-plane"),
-  });
-  cleanups.push(() => bus.close());
-  const cp = new TestControlPlane(bus);
-  await bus.flush();
-  return cp;
-}
+/** The control-plane double, with the control plane's credentials; log lines read `LEVEL text`. */
+const controlPlane = (): Promise<TestControlPlane> =>
+  connectControlPlane(cleanups, { url: nats.url, credsFile: seed("control-plane") }, { logStream: false });
 
 function executorConfig(pipeline: Partial<ExecutorsConfig["pipeline"]>): ExecutorsConfig {
   return {
@@ -142,13 +62,11 @@ async function startAgent(
   fastFiles = false,
 ): Promise<{ agent: Agent; dataDir: string }> {
   const dataDir = await tempDir();
-  const agent = createAgent({
+  const agent = await startTestAgent(cleanups, {
     nodeId,
     dataDir,
     nats: { servers: [nats.url], credsFile: seed(nodeId), pingIntervalMs: 1000 },
     heartbeatIntervalMs: 100,
-    retry: { baseMs: 50, maxMs: 500 },
-    logger: quiet,
     executorConfig: config,
     // Without `executors` the agent builds its built-in ones from `executorConfig`; the file
     // tests pass them explicitly only to poll files faster than the 250 ms default.
@@ -162,8 +80,6 @@ async function startAgent(
         }
       : {}),
   });
-  cleanups.push(() => agent.stop({ graceMs: 0 }));
-  await agent.start();
   return { agent, dataDir };
 }
 

@@ -7,14 +7,12 @@
  * Subjects are global (`ep.node.*`), so this file starts its own nats-server instead of sharing the
  * run's, whose other users (the agent's tests) would otherwise talk to this registry.
  */
-import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Client, createClient, HeartbeatSchema, NodeService } from "@edgeplane/api";
 import { type Bus, connectNatsBus, encode, subjects } from "@edgeplane/bus";
-import { fromGrpcStatus, type Logger, validateJobSpec } from "@edgeplane/core";
+import { fromGrpcStatus, type Logger } from "@edgeplane/core";
 import { SimAgent } from "@edgeplane/orchestrator";
-import { parseSelector } from "@edgeplane/selector";
 import {
   createRedisDesiredStateStore,
   createRedisJobStore,
@@ -28,6 +26,8 @@ import { GrpcServer } from "../../packages/control-plane/src/grpc/server.js";
 import { Router } from "../../packages/control-plane/src/http/router.js";
 import { type NodeServices, startNodeServices } from "../../packages/control-plane/src/nodes/index.js";
 import { PageTokens } from "../../packages/control-plane/src/page-token.js";
+import { putPipelineJob } from "../support/jobs.js";
+import { dropPrefix, testPrefix } from "../support/redis.js";
 
 type Json = Record<string, unknown>;
 interface NodeJson {
@@ -95,33 +95,12 @@ async function listAll(query: string, limit = 50): Promise<NodeJson[]> {
   return out;
 }
 
-async function submit(name: string, extra: Json = {}) {
-  const spec = validateJobSpec(
-    {
-      name,
-      namespace: prefix.slice(0, -1),
-      type: "pipeline",
-      config: { input: { generate: { interval: "1s", message: {} } }, output: { stdout: {} } },
-      ...extra,
-    },
-    { parseExpression: (e: string) => parseSelector(e) },
-  );
-  const { job } = await jobStore.putJob({
-    namespace: spec.namespace,
-    name: spec.name,
-    type: spec.type,
-    labels: {},
-    spec: spec as unknown as Record<string, unknown>,
-    newId: `job-${randomUUID()}`,
-    now: Date.now(),
-  });
-  return job;
-}
+const submit = (name: string, extra: Json = {}) => putPipelineJob(jobStore, prefix.slice(0, -1), name, extra);
 
 beforeAll(async () => {
   nats = await startNats({ jetstream: false, config: "max_payload: 4194304" });
   redis = new Redis(inject("redisUrl"), { maxRetriesPerRequest: null });
-  prefix = `t${randomUUID().slice(0, 8)}:`;
+  prefix = testPrefix();
   cpBus = await connectNatsBus({ servers: [nats.url], name: "test-control-plane" });
   jobStore = createRedisJobStore({ redis, prefix });
   const router = new Router();
@@ -181,8 +160,7 @@ afterAll(async () => {
   await nodes?.stop();
   for (const a of agents.values()) a.close();
   await Promise.all([cpBus, ...agentBuses].map((b) => b?.close()));
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await dropPrefix(redis, prefix);
   await redis.quit();
   await nats?.stop();
 });

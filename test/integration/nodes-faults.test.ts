@@ -6,13 +6,13 @@
  * - an agent that stops heartbeating becomes disconnected, then lost after lost_after;
  * - a control-plane restart over the same Redis keeps nodes ready (grace period).
  */
-import { randomUUID } from "node:crypto";
 import { type Bus, connectNatsBus } from "@edgeplane/bus";
 import { createNodeRegistry, type NodeRegistry, SimAgent } from "@edgeplane/orchestrator";
 import { createRedisDesiredStateStore, createRedisNodeStore } from "@edgeplane/store";
 import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { dropPrefix, testPrefix } from "../support/redis.js";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const TIMINGS = {
@@ -68,7 +68,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  prefix = `t${randomUUID().slice(0, 8)}:`;
+  prefix = testPrefix();
   entered = [];
   const agentBuses = [await bus("agents-0"), await bus("agents-1")];
   agents = Array.from(
@@ -85,8 +85,7 @@ afterEach(async () => {
   clearInterval(timer);
   for (const r of registries.splice(0)) await r.stop();
   await Promise.all(buses.splice(0).map((b) => b.close()));
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await dropPrefix(redis, prefix);
 });
 
 async function registerAll(registry: NodeRegistry): Promise<void> {

@@ -4,20 +4,17 @@
  * job, executions reported back through heartbeats, removal of a stopped job, and an agent restart
  * from its data dir that causes no churn.
  */
-import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Agent, createAgent, type ExecutionHandle, type Executor } from "@edgeplane/agent";
 import { type Bus, connectNatsBus } from "@edgeplane/bus";
-import { createLogger, validateJobSpec } from "@edgeplane/core";
 import {
   createNodeRegistry,
   createPlacementController,
   type NodeRegistry,
   type PlacementController,
 } from "@edgeplane/orchestrator";
-import { parseSelector } from "@edgeplane/selector";
 import {
   createRedisDesiredStateStore,
   createRedisJobStore,
@@ -27,8 +24,9 @@ import {
 import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-
-const quiet = createLogger({ component: "test", level: "error", sink: () => {} });
+import { quiet } from "../support/agent.js";
+import { putPipelineJob } from "../support/jobs.js";
+import { dropPrefix, testPrefix } from "../support/redis.js";
 
 let nats: NatsServer;
 let redis: Redis;
@@ -74,7 +72,7 @@ async function startRealAgent(nodeId: string, dataDir: string): Promise<Agent> {
 beforeAll(async () => {
   nats = await startNats({ jetstream: false });
   redis = new Redis(inject("redisUrl"), { maxRetriesPerRequest: null });
-  prefix = `t${randomUUID().slice(0, 8)}:`;
+  prefix = testPrefix();
   cpBus = await connectNatsBus({ servers: [nats.url], name: "test-control-plane" });
   jobStore = createRedisJobStore({ redis, prefix });
   const desiredStore = createRedisDesiredStateStore({ redis, prefix });
@@ -105,8 +103,7 @@ afterAll(async () => {
   await placement?.stop();
   await registry?.stop();
   await cpBus?.close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await dropPrefix(redis, prefix);
   await redis.quit();
   await nats?.stop();
 });
@@ -123,24 +120,8 @@ describe("the real agent against the registry and placement", () => {
     expect(node.labels.site).toBe("lab");
     expect(Object.keys(node.labels).some((k) => k.startsWith("edgeplane.io/"))).toBe(true);
 
-    const spec = validateJobSpec(
-      {
-        name: "on-lab",
-        namespace: prefix.slice(0, -1),
-        type: "pipeline",
-        selector: { match_labels: { site: "lab" } },
-        config: { input: { generate: { interval: "1s", message: {} } }, output: { stdout: {} } },
-      },
-      { parseExpression: (e: string) => parseSelector(e) },
-    );
-    const { job } = await jobStore.putJob({
-      namespace: spec.namespace,
-      name: spec.name,
-      type: spec.type,
-      labels: {},
-      spec: spec as unknown as Record<string, unknown>,
-      newId: `job-${randomUUID()}`,
-      now: Date.now(),
+    const job = await putPipelineJob(jobStore, prefix.slice(0, -1), "on-lab", {
+      selector: { match_labels: { site: "lab" } },
     });
     await waitFor(() => running.size === 1, {
       timeoutMs: 10_000,

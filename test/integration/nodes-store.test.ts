@@ -2,7 +2,6 @@
  * The node stores' conformance suite against a real Redis (the memory run is a unit test), plus
  * what only Redis has: key prefixes isolate stores, and the layout of `keys.ts` is what is written.
  */
-import { randomUUID } from "node:crypto";
 import { waitFor } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -11,6 +10,7 @@ import {
   sampleNode,
 } from "../../packages/store/src/nodes/conformance/node-store-suite.js";
 import { createRedisDesiredStateStore, createRedisNodeStore } from "../../packages/store/src/nodes/redis.js";
+import { dropPrefix, testPrefix } from "../support/redis.js";
 
 let redis: Redis;
 
@@ -22,13 +22,8 @@ afterAll(async () => {
   await redis.quit();
 });
 
-async function dropPrefix(prefix: string): Promise<void> {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-}
-
 describeNodeStoreConformance("redis", async ({ onCorrupt }) => {
-  const prefix = `t${randomUUID().slice(0, 8)}:`;
+  const prefix = testPrefix();
   const clients: Redis[] = [];
   const open = () => {
     const client = new Redis(inject("redisUrl"), { maxRetriesPerRequest: null });
@@ -46,7 +41,7 @@ describeNodeStoreConformance("redis", async ({ onCorrupt }) => {
       await redis.hset(first.nodes.keys.records, id, text);
     },
     close: async () => {
-      await dropPrefix(prefix);
+      await dropPrefix(redis, prefix);
       await Promise.all(clients.map((c) => c.quit()));
     },
   };
@@ -54,8 +49,8 @@ describeNodeStoreConformance("redis", async ({ onCorrupt }) => {
 
 describe("Redis node stores", () => {
   it("write only under their prefix, in the layout of keys.ts", async () => {
-    const a = `t${randomUUID().slice(0, 8)}:`;
-    const b = `t${randomUUID().slice(0, 8)}:`;
+    const a = testPrefix();
+    const b = testPrefix();
     const storeA = createRedisNodeStore({ redis, prefix: a });
     const storeB = createRedisNodeStore({ redis, prefix: b });
     const desiredA = createRedisDesiredStateStore({ redis, prefix: a });
@@ -70,17 +65,17 @@ describe("Redis node stores", () => {
       ]);
       expect(await redis.hget(`${a}nodes:desired-rev`, "n1")).toBe("1");
     } finally {
-      await dropPrefix(a);
-      await dropPrefix(b);
+      await dropPrefix(redis, a);
+      await dropPrefix(redis, b);
     }
   });
 
   it("a store given a URL owns and closes its client", async () => {
-    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    const prefix = testPrefix();
     const store = createRedisNodeStore({ redis: inject("redisUrl"), prefix });
     await store.saveMany([sampleNode("n1")]);
     await store.close();
     await waitFor(() => store.redis.status === "end", { message: "the store's own client to close" });
-    await dropPrefix(prefix);
+    await dropPrefix(redis, prefix);
   });
 });

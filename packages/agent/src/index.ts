@@ -16,6 +16,8 @@ export type {
 export { createAgent } from "./agent.js";
 export type { BackoffOptions } from "./backoff.js";
 export { backoffDelay, jitter } from "./backoff.js";
+export type { AgentFlagValues } from "./cli.js";
+export { AGENT_FLAGS, AGENT_USAGE } from "./cli.js";
 export type {
   AgentConfig,
   ArgsRule,
@@ -117,10 +119,8 @@ export {
 } from "./nats-config.js";
 export type { ApplyPlan, HeldPhase, HeldSummary, RevisionVerdict } from "./reconcile.js";
 export { judgeRevision, planApply } from "./reconcile.js";
-export type { AgentFlagValues, AgentSettings, RunAgentOptions } from "./run.js";
+export type { AgentSettings, RunAgentOptions } from "./run.js";
 export {
-  AGENT_FLAGS,
-  AGENT_USAGE,
   DEFAULT_NATS_URL,
   resolveAgentSettings,
   runAgent,

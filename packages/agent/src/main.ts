@@ -4,8 +4,9 @@
  * as `edgectl agent` without the rest of the CLI: for edge boxes that only need the agent.
  */
 import { parseArgs } from "node:util";
-import { EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
-import { AGENT_FLAGS, AGENT_USAGE, runAgent } from "./run.js";
+import { EdgeplaneError } from "@edgeplane/core";
+import { AGENT_FLAGS, AGENT_USAGE, exitWith, reportError } from "./cli.js";
+import { runAgent } from "./run.js";
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -21,19 +22,8 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     return await runAgent(parsed.values);
   } catch (err) {
-    const e = isEdgeplaneError(err) ? err : EdgeplaneError.from(err);
-    process.stderr.write(`error: ${e.message}\n`);
-    for (const d of e.details) process.stderr.write(`  ${d.field}: ${d.description}\n`);
-    return e.code === "invalid_argument" ? 2 : 1;
+    return reportError(err);
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`edgeplane-agent: ${String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+exitWith(main(process.argv.slice(2)), "edgeplane-agent");

@@ -149,8 +149,15 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
       cause: err,
     });
   }
-  // The rename is durable only once the directory entry is: fsync the directory (not possible on
-  // every platform, hence best effort).
+  // The rename is durable only once the directory entry is.
+  await fsyncDir(dir);
+}
+
+/**
+ * Fsyncs directory `dir`, so that renames and new entries in it survive a power cut. Best effort:
+ * some platforms cannot fsync a directory (EISDIR/EPERM); a rename is still atomic there.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
   try {
     const dh = await open(dir, "r");
     try {
@@ -159,6 +166,6 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
       await dh.close();
     }
   } catch {
-    // EISDIR/EPERM on platforms that cannot fsync a directory: the rename is still atomic.
+    // not possible on every platform; the rename is atomic anyway
   }
 }

@@ -3,7 +3,8 @@
  * `edgectl`: the command line of edgeplane. Client commands talk gRPC to a control plane
  * (`--server`, `EDGEPLANE_SERVER`); `server` and `dev` run one.
  */
-import { EDGEPLANE_VERSION, EdgeplaneError, isEdgeplaneError } from "@edgeplane/core";
+import { exitWith, reportError } from "@edgeplane/agent/cli";
+import { EDGEPLANE_VERSION } from "@edgeplane/core";
 import { agent, agentHelp } from "./commands/agent.js";
 import { deployment, deploymentHelp } from "./commands/deployment.js";
 import { dev, devHelp } from "./commands/dev.js";
@@ -57,19 +58,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    const e = isEdgeplaneError(err) ? err : EdgeplaneError.from(err);
-    process.stderr.write(`error: ${e.message}\n`);
-    for (const d of e.details) process.stderr.write(`  ${d.field}: ${d.description}\n`);
-    return e.code === "invalid_argument" ? 2 : 1;
+    return reportError(err);
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`edgectl: ${String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+exitWith(main(process.argv.slice(2)), "edgectl");

@@ -25,6 +25,7 @@ export type {
 } from "./nats-server.js";
 export { startNats, startNatsCluster } from "./nats-server.js";
 export { freePort, freePorts, RESERVED_PORTS } from "./ports.js";
+export { processGroupGone } from "./processes.js";
 export type { RedisServer, RedisServerOptions } from "./redis-server.js";
 export { redisArgs, startRedis } from "./redis-server.js";
 export type { ExternalServer, ServerHandle, ServerKind, StopOptions } from "./server-handle.js";

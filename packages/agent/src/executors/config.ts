@@ -36,6 +36,7 @@ import type { Assignment } from "@edgeplane/api";
 import { type ConfigJobConfig, EdgeplaneError, parseJobConfig } from "@edgeplane/core";
 import type { ConfigExecutorConfig } from "../config.js";
 import type { ExecutionContext, ExecutionHandle, Executor } from "../executor.js";
+import { fsyncDir } from "../state-file.js";
 import { describeOutcome } from "./exec.js";
 import { commandEnv, matchCommand, type ResolvedCommandRule, resolveCommandRules } from "./policy.js";
 import { runCommand } from "./process.js";
@@ -123,19 +124,6 @@ async function resolveUnder(root: string, rel: string): Promise<{ target: string
     throw pathError(rel, `${target} is a symbolic link; config jobs never write through links`);
   if (st && !st.isFile()) throw pathError(rel, `${target} is not a regular file`);
   return { target, missing };
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const dh = await open(dir, "r");
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // not possible on every platform; the rename is atomic anyway
-  }
 }
 
 /** Writes `content` to a temp file next to `target` with exactly `mode`, fsynced; returns its path. */

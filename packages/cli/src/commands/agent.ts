@@ -1,30 +1,18 @@
 /**
  * `edgectl agent`: run a node agent in the foreground until SIGTERM/SIGINT. The agent package is
- * loaded only when this command runs, so client commands never load it.
+ * loaded only when this command runs, so client commands never load it (its flags and usage come
+ * from `@edgeplane/agent/cli`, which loads only `@edgeplane/core`).
  */
+import { AGENT_FLAGS, AGENT_USAGE } from "@edgeplane/agent/cli";
 import { EdgeplaneError } from "@edgeplane/core";
 import { parseFlags } from "../args.js";
 
-export const agentHelp = `Usage: edgectl agent --node-id ID [flags]
-
-Runs a node agent in the foreground: connects to NATS with the node's credentials, registers
-with the control plane, runs what it is assigned, and reconnects forever. SIGTERM or SIGINT stops
-it gracefully (final heartbeat, connection drained). See docs/agent.md.
-
-Flags (flags win over agent.yaml):
-  --node-id ID              node id: letters, digits, "-" and "_" (agent.yaml node_id, $EDGEPLANE_NODE_ID)
-  --labels k=v,...          operator labels (repeatable); keys under edgeplane.io/ are the agent's own
-  --nats URL                NATS server (repeatable or comma-separated; default nats://127.0.0.1:4222)
-  --creds FILE              NATS credentials: the node's nkey seed from "edgectl nats-config", or a .creds file
-  --data-dir DIR            where the agent keeps what it applied (default $STATE_DIRECTORY under systemd)
-  --config FILE             agent.yaml: enabled executors and what they may run, labels, defaults
-  --heartbeat-interval DUR  heartbeat period until the control plane sets one (default 5s)
-  --shutdown-grace DUR      how long run-once work may finish on SIGTERM (default 10s)
-`;
+/** The usage of `edgectl agent`: the agent process's own. */
+export const agentHelp = AGENT_USAGE;
 
 /** Runs `edgectl agent`; resolves the exit code once the agent has stopped. */
 export async function agent(argv: readonly string[]): Promise<number> {
-  const { AGENT_FLAGS, runAgent } = await import("@edgeplane/agent");
+  const { runAgent } = await import("@edgeplane/agent");
   const { values, positionals } = parseFlags("agent", argv, AGENT_FLAGS);
   if (positionals.length > 0) {
     throw new EdgeplaneError(
