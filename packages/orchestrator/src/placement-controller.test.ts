@@ -16,6 +16,7 @@ import { createPlacementController, type PlacementController } from "./placement
 import { SimAgent } from "./sim-agent.js";
 
 const T0 = Date.UTC(2026, 0, 1);
+const PIPELINE_CONFIG = { input: { generate: { interval: "1s", message: {} } }, output: { discard: {} } };
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const settle = () => new Promise((r) => setTimeout(r, 5));
 
@@ -70,7 +71,7 @@ async function converge(): Promise<void> {
 
 async function submit(name: string, extra: Record<string, unknown> = {}) {
   const spec = validateJobSpec(
-    { name, type: "pipeline", config: { input: { generate: {} } }, ...extra },
+    { name, type: "pipeline", config: PIPELINE_CONFIG, ...extra },
     {
       parseExpression: (e: string) => parseSelector(e),
     },
@@ -129,7 +130,7 @@ describe("simple placement", () => {
       maxErrorRate: 0.1,
       deploymentId: "",
     });
-    expect(eu1.desired?.assignments[0]?.config).toEqual({ input: { generate: {} } });
+    expect(eu1.desired?.assignments[0]?.config).toEqual(PIPELINE_CONFIG);
     expect(eu1.appliedRevision).toBe(1);
     expect(await jobs.getJob(job.id)).toMatchObject({
       state: "running",
@@ -183,7 +184,9 @@ describe("simple placement", () => {
     const a = await agent("n1", {});
     const v1 = await submit("logs");
     await converge();
-    await submit("logs", { config: { input: { generate: { count: 2 } } } });
+    await submit("logs", {
+      config: { ...PIPELINE_CONFIG, input: { generate: { interval: "1s", message: {}, count: 2 } } },
+    });
     await converge();
     expect(a.desired?.assignments).toHaveLength(1);
     expect(a.desired?.assignments[0]).toMatchObject({

@@ -12,12 +12,24 @@ import type { DeploymentRecord, NodeObservation, Plan, Snapshot, StableVersion }
 /** Accepts every selector expression (the tests do not use them). */
 const anySyntax = { parseExpression: (e: string) => e };
 
+/** A valid `config` of each job type (core validates it at submit). */
+export const SAMPLE_CONFIG: Record<string, Record<string, unknown>> = {
+  pipeline: { input: { generate: { interval: "1s", message: {} } }, output: { discard: {} } },
+  query: { command: "uptime" },
+  update: { command: "true" },
+  config: { files: [{ path: "app.conf", content: "x" }] },
+};
+
 /** A validated, defaulted spec: `{name: "web", type: "pipeline", deployment}` plus overrides. */
 export function makeSpec(
   deployment: Record<string, unknown> = {},
   extra: Record<string, unknown> = {},
 ): JobSpec {
-  return validateJobSpec({ name: "web", type: "pipeline", deployment, ...extra }, anySyntax);
+  const type = typeof extra.type === "string" ? extra.type : "pipeline";
+  return validateJobSpec(
+    { name: "web", type: "pipeline", config: SAMPLE_CONFIG[type], deployment, ...extra },
+    anySyntax,
+  );
 }
 
 /** Node ids n01..nNN. */
