@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
  * One config, three projects:
  * - unit: `packages/*\/src/**\/*.test.ts`, pure logic, no servers, milliseconds each;
  * - integration: `test/integration/**`, real nats-server and redis-server started by testkit;
+ * - e2e: `test/e2e/**`, fleets of agents and control-plane processes (rollouts, kill -9, leases);
  * - faults: `test/faults/**`, long kill/restart/soak runs, only via `npm run test:faults`.
  *
  * The "source" export condition makes `@edgeplane/*` imports resolve to the TypeScript sources,
@@ -32,6 +33,20 @@ export default defineConfig({
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,
+          globalSetup: ["test/setup/global-setup.ts"],
+        },
+      },
+      {
+        resolve,
+        ssr: { resolve: { conditions: resolve.conditions } },
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          // Each file runs a fleet of agents and control-plane processes: one at a time on 2 cores.
+          fileParallelism: false,
           globalSetup: ["test/setup/global-setup.ts"],
         },
       },

@@ -153,15 +153,16 @@ describe("edgectl dev (npm start)", () => {
       );
       const run = await edgectl("job", "run", "-f", "examples/canary-metrics.yaml", "--server", grpc);
       expect(run.code, run.stderr).toBe(0);
-      // The canary example selects tier in (edge,gateway) and !maintenance: all three dev agents.
+      // The canary example selects tier in (edge,gateway) and !maintenance: all three dev agents;
+      // its deployment gives the new version to canary_count (2) of them first.
       await waitFor(
         async () => {
-          const node = (await (await fetch(`${http}/api/v1/nodes/edge-3`)).json()) as {
-            node: { executions?: string[]; applied_revision?: number };
+          const nodes = (await (await fetch(`${http}/api/v1/nodes`)).json()) as {
+            items: Array<{ executions?: string[] }>;
           };
-          return (node.node.executions ?? []).length > 0;
+          return nodes.items.filter((n) => (n.executions ?? []).length > 0).length >= 2;
         },
-        { timeoutMs: 20_000, message: "edge-3 running the example" },
+        { timeoutMs: 20_000, message: "the canaries running the example" },
       );
     } finally {
       proc.kill("SIGTERM");

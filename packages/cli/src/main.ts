@@ -8,6 +8,7 @@ import { EDGEPLANE_VERSION } from "@edgeplane/core";
 import { agent, agentHelp } from "./commands/agent.js";
 import { deployment, deploymentHelp } from "./commands/deployment.js";
 import { dev, devHelp } from "./commands/dev.js";
+import { exec, execHelp } from "./commands/exec.js";
 import { job, jobHelp } from "./commands/job.js";
 import { natsConfig, natsConfigHelp } from "./commands/nats-config.js";
 import { server, serverHelp } from "./commands/server.js";
@@ -22,7 +23,8 @@ Commands:
   dev        run the development stack (NATS, control plane, 3 local agents)
   version    print client and server versions
   job        submit, list, inspect, revert, stop and delete jobs
-  deployment   simulate a rollout over a virtual fleet (the real planner, in virtual time)
+  exec       list, inspect, follow the logs of, and cancel a job's executions
+  deployment   list, get, watch and steer rollouts; simulate one
   agent      run a node agent (on an edge box)
   nats-config  generate a nats-server config with per-node credentials
 
@@ -34,6 +36,7 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   dev: { help: devHelp, run: dev },
   version: { help: versionHelp, run: version },
   job: { help: jobHelp, run: job },
+  exec: { help: execHelp, run: exec },
   agent: { help: agentHelp, run: agent },
   deployment: { help: deploymentHelp, run: deployment },
   "nats-config": { help: natsConfigHelp, run: natsConfig },

@@ -31,6 +31,12 @@ import {
   type NodeStore,
 } from "@edgeplane/store";
 import { Redis } from "ioredis";
+import { startDeploymentServices } from "./deployments/index.js";
+import {
+  createDesiredStateCanceler,
+  type ExecutionServicesOptions,
+  startExecutionServices,
+} from "./executions/index.js";
 import { createHealthService } from "./grpc/health-service.js";
 import { GrpcServer } from "./grpc/server.js";
 import { Health } from "./health.js";
@@ -38,7 +44,7 @@ import { Router, sendJson } from "./http/router.js";
 import { createJobGrpcService } from "./jobs/grpc.js";
 import { registerJobRoutes } from "./jobs/rest.js";
 import { JobsService } from "./jobs/service.js";
-import { type NodeServicesOptions, startNodeServices } from "./nodes/index.js";
+import type { NodeServicesOptions } from "./nodes/index.js";
 import { PageTokens } from "./page-token.js";
 
 /** Options of {@link startControlPlane}. */
@@ -57,6 +63,17 @@ export interface ControlPlaneOptions {
    * the control plane runs with a private broker (API only, no agent can reach it).
    */
   readonly broker?: MemoryBroker;
+  /** Execution archive, log bounds and retry tunables. */
+  readonly executions?: Pick<
+    ExecutionServicesOptions,
+    | "retentionMs"
+    | "purgeAfterMs"
+    | "sweepIntervalMs"
+    | "logBounds"
+    | "maxResultBytes"
+    | "maxAttempts"
+    | "retryGraceMs"
+  >;
   /** Node registry and placement tunables (liveness timings, periods). */
   readonly nodes?: Pick<NodeServicesOptions, "registry" | "placement">;
   readonly logger?: Logger;
@@ -220,7 +237,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const grpcServer = new GrpcServer(log.child("grpc"));
     grpcServer.add(HealthService, createHealthService(health));
-    grpcServer.add(JobService, createJobGrpcService(jobs));
     grpcServer.add(SystemService, {
       async getVersion() {
         return {
@@ -233,20 +249,45 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
     });
     const router = new Router();
-    const nodes = await startNodeServices({
-      bus,
-      jobStore,
-      nodeStore,
+    // Node services (registry, placement, Nodes API) and the rollout runtime over them: a new
+    // job version starts a deployment; placement gives each node the version the runtime names.
+    const rollouts = await startDeploymentServices({
+      nodes: {
+        bus,
+        jobStore,
+        nodeStore,
+        desiredStore,
+        tokens,
+        router,
+        grpc: grpcServer,
+        clock,
+        logger: log.child("nodes"),
+        ...options.nodes,
+      },
+      redis,
+      redisPrefix: options.redisPrefix,
+      maxVersions: options.maxVersions,
+      clock,
+      logger: log.child("rollouts"),
+    });
+    const nodes = rollouts.nodes;
+    // Pushed after the bus and store closers, so it stops before them (and releases the lease).
+    closers.push(() => rollouts.stop());
+    grpcServer.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });
+    const executions = await startExecutionServices({
+      registry: nodes.registry,
       desiredStore,
+      jobStore,
+      redis,
+      prefix: options.redisPrefix,
       tokens,
       router,
       grpc: grpcServer,
       clock,
-      logger: log.child("nodes"),
-      ...options.nodes,
+      logger: log.child("executions"),
+      cancelAssignment: createDesiredStateCanceler({ desiredStore, registry: nodes.registry, clock }),
+      ...options.executions,
     });
-    // Pushed after the bus and store closers, so it stops before them.
-    closers.push(() => nodes.stop());
     const grpcPort = await grpcServer.listen(`${grpcAddr.host}:${grpcAddr.port}`);
     closers.push(() => grpcServer.stop(5000));
 
@@ -295,6 +336,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         }),
     );
 
+    // Last pushed, first run: ends log follows (SSE, gRPC streams) so the servers can drain.
+    closers.push(() => executions.stop());
     health.setServing("SERVING");
     const hostOf = (h: string): string => (h.includes(":") ? `[${h}]` : h);
     const grpcAddress = `${hostOf(grpcAddr.host)}:${grpcPort}`;

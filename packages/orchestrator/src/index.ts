@@ -1,7 +1,9 @@
 /**
  * `@edgeplane/orchestrator`: the node registry (liveness, the control plane's side of the agent
- * protocol), simple placement (every matching ready node at once, until the rollout
- * orchestrator), and the key-deduplicating work queue they run on. See README.md.
+ * protocol), placement (each node's desired state: the versions rollouts assign, or in the
+ * stand-in mode every matching ready node at once), the pure rollout planner, the rollout
+ * runtime around it (leader lease, loader, applier), and the key-deduplicating work queue they
+ * run on. See README.md.
  */
 
 export { assignmentToMessage, desiredStateMessage } from "./desired-message.js";
@@ -26,7 +28,9 @@ export {
   sweepState,
 } from "./node-liveness.js";
 export type {
+  ExecutionChangeListener,
   ExecutionEventListener,
+  ExecutionObservation,
   LogsListener,
   NodeChange,
   NodeChangeListener,
@@ -37,21 +41,24 @@ export type {
   RegistryStats,
 } from "./node-registry.js";
 export { createNodeRegistry, NodeRegistry } from "./node-registry.js";
-export type { PlacementJob, PlacementNode } from "./placement.js";
+export type { PlacedVersion, PlacementJob, PlacementNode, VersionLookup } from "./placement.js";
 export {
   assignmentFor,
   assignmentSignature,
   computeAssignments,
   executionIdFor,
   isPlacedJobState,
+  isPlacedWithRollouts,
   PLACED_JOB_STATES,
   placementJob,
 } from "./placement.js";
 export type {
   PlacementControllerOptions,
+  PlacementGate,
   PlacementJobSource,
   PlacementRegistry,
   PlacementStats,
+  PlacementVersionSource,
 } from "./placement-controller.js";
 export { createPlacementController, PlacementController } from "./placement-controller.js";
 /**
@@ -59,6 +66,8 @@ export { createPlacementController, PlacementController } from "./placement-cont
  * namespace: its vocabulary (`canNodeTransition`, states) would clash with the registry's.
  */
 export * as rollout from "./rollout/index.js";
+// The rollout runtime: leader lease, snapshot loader, applier, job sync.
+export * from "./runtime/index.js";
 export type { SimAgentOptions, SimExecution } from "./sim-agent.js";
 export { SimAgent } from "./sim-agent.js";
 export type { QueueTimers, SyncHandler, WorkQueueOptions } from "./work-queue.js";

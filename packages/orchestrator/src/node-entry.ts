@@ -25,6 +25,8 @@ export interface ExecutionView {
   readonly errorRate: number;
   readonly exitCode: number | undefined;
   readonly attempt: number;
+  /** Since when it has been in its current health (`health.since`, ms); undefined when not reported. */
+  readonly healthySince: number | undefined;
 }
 
 /** A node as the registry's API hands it out (a snapshot; changing it changes nothing). */
@@ -102,21 +104,38 @@ export class ExecutionSummary implements ExecutionView {
   errorRate = 0;
   exitCode: number | undefined = undefined;
   attempt = 0;
+  healthySince: number | undefined = undefined;
 
   constructor(executionId: string) {
     this.executionId = executionId;
   }
 
-  /** Copies a reported status in (no allocation when strings are unchanged). */
-  update(s: ExecutionStatus, interner: Interner): void {
+  /**
+   * Copies a reported status in (no allocation when strings are unchanged). Returns whether
+   * anything a rollout judges changed: version, state, health or its `since` (not the error
+   * rate alone, which moves on every heartbeat of a busy pipeline).
+   */
+  update(s: ExecutionStatus, interner: Interner): boolean {
+    const health = s.health;
+    const healthy = health?.healthy ?? false;
+    const since = health?.since;
+    const sinceMs =
+      since === undefined ? undefined : Number(since.seconds) * 1000 + Math.floor(since.nanos / 1_000_000);
+    const changed =
+      this.jobVersion !== s.jobVersion ||
+      this.state !== s.state ||
+      this.healthy !== healthy ||
+      this.healthySince !== sinceMs ||
+      this.jobId !== s.jobId;
     if (this.jobId !== s.jobId) this.jobId = interner.string(s.jobId);
     this.jobVersion = s.jobVersion;
     if (this.state !== s.state) this.state = internState(s.state);
-    const health = s.health;
-    this.healthy = health?.healthy ?? false;
+    this.healthy = healthy;
+    this.healthySince = sinceMs;
     this.errorRate = health?.errorRate ?? 0;
     this.exitCode = s.exitCode;
     this.attempt = s.attempt;
+    return changed;
   }
 }
 
@@ -210,20 +229,28 @@ export class NodeEntry {
   /**
    * Replaces the execution list with what a heartbeat reports (a heartbeat lists every
    * execution). Reuses the summaries of executions it already knew; allocates nothing when the
-   * list is the same as last time (the common case).
+   * list is the same as last time (the common case). `onChange` hears the job id of every
+   * execution that appeared, left, or changed (see {@link ExecutionSummary.update}).
    */
-  setExecutions(statuses: readonly ExecutionStatus[], interner: Interner): void {
+  setExecutions(
+    statuses: readonly ExecutionStatus[],
+    interner: Interner,
+    onChange?: (jobId: string) => void,
+  ): void {
     const prev = this.executions;
     const n = statuses.length;
     if (n === 0) {
+      if (onChange) for (const e of prev) onChange(e.jobId);
       this.executions = NO_EXECUTIONS;
       return;
     }
     let same = prev.length === n;
     for (let i = 0; same && i < n; i++) same = prev[i]?.executionId === statuses[i]?.executionId;
     if (same) {
-      for (let i = 0; i < n; i++)
-        (prev[i] as ExecutionSummary).update(statuses[i] as ExecutionStatus, interner);
+      for (let i = 0; i < n; i++) {
+        const e = prev[i] as ExecutionSummary;
+        if (e.update(statuses[i] as ExecutionStatus, interner)) onChange?.(e.jobId);
+      }
       return;
     }
     // Exactly sized: `[]` + push would reserve 17 slots per node.
@@ -231,23 +258,28 @@ export class NodeEntry {
     let k = 0;
     for (const s of statuses) {
       if (s.executionId === "" || next.some((e, i) => i < k && e.executionId === s.executionId)) continue;
-      const summary =
-        prev.find((e) => e.executionId === s.executionId) ?? new ExecutionSummary(s.executionId);
-      summary.update(s, interner);
+      const known = prev.find((e) => e.executionId === s.executionId);
+      const summary = known ?? new ExecutionSummary(s.executionId);
+      if (summary.update(s, interner) || known === undefined) onChange?.(summary.jobId);
       next[k++] = summary;
     }
     if (k < n) next.length = k;
+    if (onChange) {
+      for (const e of prev) if (!next.some((x, i) => i < k && x === e)) onChange(e.jobId);
+    }
     this.executions = k === 0 ? NO_EXECUTIONS : next;
   }
 
-  /** Records one execution's status (from an execution event). */
-  upsertExecution(status: ExecutionStatus, interner: Interner): void {
+  /** Records one execution's status (from an execution event); returns whether it changed. */
+  upsertExecution(status: ExecutionStatus, interner: Interner): boolean {
     let summary = this.executions.find((e) => e.executionId === status.executionId);
     if (summary === undefined) {
-      if (this.executions.length >= MAX_EXECUTIONS_PER_NODE) return;
+      if (this.executions.length >= MAX_EXECUTIONS_PER_NODE) return false;
       summary = new ExecutionSummary(status.executionId);
       this.executions = [...this.executions, summary];
+      summary.update(status, interner);
+      return true;
     }
-    summary.update(status, interner);
+    return summary.update(status, interner);
   }
 }

@@ -62,7 +62,14 @@ import {
 import { BoundedSet } from "./bounded-set.js";
 import { desiredStateMessage } from "./desired-message.js";
 import { DropCounter, type DropReason } from "./drops.js";
-import { Interner, MAX_EXECUTIONS_PER_NODE, NO_LABELS, NodeEntry, type NodeView } from "./node-entry.js";
+import {
+  type ExecutionView,
+  Interner,
+  MAX_EXECUTIONS_PER_NODE,
+  NO_LABELS,
+  NodeEntry,
+  type NodeView,
+} from "./node-entry.js";
 import {
   agentLabelProblem,
   applyOperatorLabels,
@@ -96,6 +103,30 @@ export type NodeChangeListener = (nodeId: string, change: NodeChange) => void;
 export type ExecutionEventListener = (nodeId: string, event: ExecutionEvent) => void;
 /** Called for every accepted log batch. */
 export type LogsListener = (nodeId: string, batch: LogBatch) => void;
+/** Called for every accepted heartbeat, after the registry applied it (execution records). Must not throw. */
+export type HeartbeatListener = (nodeId: string, heartbeat: Heartbeat) => void;
+/** Called after a node's changed desired state was pushed (`desiredChanged`). Must not throw. */
+export type DesiredChangeListener = (record: DesiredStateRecord) => void;
+/**
+ * Called when a node's execution of a job appeared, left, or changed version, state or health
+ * (from a heartbeat or an event); not for an error rate that moved alone. Must not throw.
+ */
+export type ExecutionChangeListener = (nodeId: string, jobId: string) => void;
+
+/** What the rollout runtime observes of one node and its execution of one job. */
+export interface ExecutionObservation {
+  readonly liveness: NodeStateType;
+  /** Whether the node was heard (heartbeat or registration) since the registry's view began. */
+  readonly heard: boolean;
+  /** The node's execution of the job: the one of `version` if it has one, else its newest. */
+  readonly execution?: {
+    readonly version: number;
+    readonly state: string;
+    readonly healthy: boolean;
+    readonly errorRate: number;
+    readonly healthySince?: number;
+  };
+}
 
 /** Options of {@link createNodeRegistry}. */
 export interface NodeRegistryOptions extends LivenessOptions {
@@ -209,6 +240,10 @@ export class NodeRegistry {
   readonly #changeListeners = new Set<NodeChangeListener>();
   readonly #eventListeners = new Set<ExecutionEventListener>();
   readonly #logListeners = new Set<LogsListener>();
+  readonly #heartbeatListeners = new Set<HeartbeatListener>();
+  readonly #desiredListeners = new Set<DesiredChangeListener>();
+  readonly #execListeners = new Set<ExecutionChangeListener>();
+  readonly #onExecChange = (nodeId: string) => (jobId: string) => this.#notifyExecution(nodeId, jobId);
   readonly #inFlight = new Set<Promise<unknown>>();
   /** When each node was last sent its desired state; only nodes not in sync stay here. */
   readonly #lastPush = new Map<string, number>();
@@ -387,6 +422,42 @@ export class NodeRegistry {
     return this.#index.select(selector);
   }
 
+  /**
+   * What a rollout observes of node `id` and its execution of `jobId` (preferring `version`),
+   * without copying the node; undefined when the node is unknown.
+   */
+  observe(id: string, jobId: string, version: number): ExecutionObservation | undefined {
+    const e = this.#nodes.get(id);
+    if (e === undefined) return undefined;
+    let best: ExecutionView | undefined;
+    for (const x of e.executions) {
+      if (x.jobId !== jobId) continue;
+      if (x.jobVersion === version) {
+        best = x;
+        break;
+      }
+      if (best === undefined || x.jobVersion > best.jobVersion) best = x;
+    }
+    const heard = e.lastHeartbeat >= this.#viewSince;
+    if (best === undefined) return { liveness: e.state, heard };
+    return {
+      liveness: e.state,
+      heard,
+      execution: {
+        version: best.jobVersion,
+        state: best.state,
+        healthy: best.healthy,
+        errorRate: best.errorRate,
+        ...(best.healthySince !== undefined ? { healthySince: best.healthySince } : {}),
+      },
+    };
+  }
+
+  /** A node's state, or undefined when unknown (no copy). */
+  stateOf(id: string): NodeStateType | undefined {
+    return this.#nodes.get(id)?.state;
+  }
+
   /** What placement needs about a node. */
   placementView(id: string): PlacementView | undefined {
     const e = this.#nodes.get(id);
@@ -475,10 +546,28 @@ export class NodeRegistry {
     return () => this.#eventListeners.delete(listener);
   }
 
+  /** Calls `listener` on every execution change (see {@link ExecutionChangeListener}). */
+  onExecutionChange(listener: ExecutionChangeListener): () => void {
+    this.#execListeners.add(listener);
+    return () => this.#execListeners.delete(listener);
+  }
+
   /** Calls `listener` for every accepted log batch. */
   onLogs(listener: LogsListener): () => void {
     this.#logListeners.add(listener);
     return () => this.#logListeners.delete(listener);
+  }
+
+  /** Calls `listener` for every accepted heartbeat (after the registry applied it). */
+  onHeartbeat(listener: HeartbeatListener): () => void {
+    this.#heartbeatListeners.add(listener);
+    return () => this.#heartbeatListeners.delete(listener);
+  }
+
+  /** Calls `listener` after every pushed change of a node's desired state. */
+  onDesiredChanged(listener: DesiredChangeListener): () => void {
+    this.#desiredListeners.add(listener);
+    return () => this.#desiredListeners.delete(listener);
   }
 
   // ── Operator actions (written before they return) ─────────────────────────────────────────
@@ -546,6 +635,13 @@ export class NodeRegistry {
     const now = this.#clock.now();
     this.#publishDesired(entry, record.revision, record.assignments, now);
     this.#counters.desiredPushes++;
+    for (const l of this.#desiredListeners) {
+      try {
+        l(record);
+      } catch (err) {
+        this.#log.error("a desired-state listener failed", { node: record.nodeId, err });
+      }
+    }
   }
 
   // ── Liveness and persistence ───────────────────────────────────────────────────────────────
@@ -671,9 +767,20 @@ export class NodeRegistry {
       entry.appliedRevision = hb.appliedRevision;
       this.#dirty.add(entry);
     }
-    entry.setExecutions(hb.executions, this.#interner);
+    entry.setExecutions(
+      hb.executions,
+      this.#interner,
+      this.#execListeners.size > 0 ? this.#onExecChange(entry.id) : undefined,
+    );
     if (now - this.#epoch - entry.persistedSec * 1000 >= this.#heartbeatPersistMs) this.#dirty.add(entry);
     this.#checkRevision(entry, now);
+    for (const l of this.#heartbeatListeners) {
+      try {
+        l(entry.id, hb);
+      } catch (err) {
+        this.#log.error("a heartbeat listener failed", { node: entry.id, err });
+      }
+    }
   }
 
   /** Re-sends the desired state to a node that is behind; asks placement to jump past one ahead. */
@@ -916,7 +1023,7 @@ export class NodeRegistry {
       this.#counters.duplicateEvents++;
       return;
     }
-    entry.upsertExecution(status, this.#interner);
+    if (entry.upsertExecution(status, this.#interner)) this.#notifyExecution(nodeId, status.jobId);
     for (const l of this.#eventListeners) {
       try {
         l(nodeId, ev);
@@ -1025,6 +1132,16 @@ export class NodeRegistry {
     entry.message = message;
     this.#dirty.add(entry);
     if (changed) this.#notify(entry.id, "state");
+  }
+
+  #notifyExecution(nodeId: string, jobId: string): void {
+    for (const l of this.#execListeners) {
+      try {
+        l(nodeId, jobId);
+      } catch (err) {
+        this.#log.error("an execution change listener failed", { node: nodeId, err });
+      }
+    }
   }
 
   #notify(nodeId: string, change: NodeChange): void {

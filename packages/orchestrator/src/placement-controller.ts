@@ -26,15 +26,24 @@ import {
   type Logger,
   systemClock,
 } from "@edgeplane/core";
-import type { DesiredStateRecord, DesiredStateStore, JobRecord, JobStore } from "@edgeplane/store";
+import type {
+  DesiredStateRecord,
+  DesiredStateStore,
+  JobRecord,
+  JobStore,
+  JsonObject,
+} from "@edgeplane/store";
 import type { NodeRegistry } from "./node-registry.js";
 import {
   assignmentSignature,
   computeAssignments,
   isPlacedJobState,
+  isPlacedWithRollouts,
   PLACED_JOB_STATES,
+  type PlacedVersion,
   type PlacementJob,
   placementJob,
+  type VersionLookup,
 } from "./placement.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -45,7 +54,39 @@ export type PlacementRegistry = Pick<
 >;
 
 /** What placement needs from the job store. */
-export type PlacementJobSource = Pick<JobStore, "getJob" | "listJobs" | "readEvents" | "updateStatus">;
+export type PlacementJobSource = Pick<JobStore, "getJob" | "listJobs" | "readEvents" | "updateStatus"> &
+  Partial<Pick<JobStore, "getVersion">>;
+
+/**
+ * Where the version of a job each node runs comes from when rollouts decide it (the deployment
+ * runtime's versions-per-node map). With it, placement assigns each matching node the version
+ * named here (or nothing), writes no job states (the rollout runtime owns them), and a new job
+ * version changes nothing until a deployment assigns it.
+ */
+export interface PlacementVersionSource {
+  /**
+   * Makes `versionOf` answer for this job (loads it once); `undefined` when it already can. A
+   * rejection fails the node sync (retried with backoff): never guess a version.
+   */
+  ensure(jobId: string): Promise<void> | undefined;
+  /** The version `nodeId` runs, and the deployment that assigned it; undefined: none. */
+  versionOf(
+    jobId: string,
+    nodeId: string,
+  ): { readonly version: number; readonly deploymentId: string } | undefined;
+  /**
+   * Optional reverse index: the loaded jobs `nodeId` runs a version of. With it (and
+   * `generation`), a node sync looks at those jobs only, once every placed job is loaded.
+   */
+  jobsOn?(nodeId: string): ReadonlySet<string>;
+  /** Bumps whenever what was loaded is forgotten (a new leadership term). */
+  readonly generation?: number;
+}
+
+/** Whether placement may write now (the leader lease); when it is not, node syncs do nothing. */
+export interface PlacementGate {
+  isActive(): boolean;
+}
 
 /** Options of {@link createPlacementController}. */
 export interface PlacementControllerOptions {
@@ -58,8 +99,12 @@ export interface PlacementControllerOptions {
   readonly pollIntervalMs?: number;
   /** Every job and node is re-synced this often (missed events, trimmed stream); default 5 min; 0 = never. */
   readonly resyncIntervalMs?: number;
-  /** Keys synced in parallel; default 8. */
+  /** Keys synced in parallel; default 8 (256 with `versions`: node syncs are mostly Redis round trips). */
   readonly concurrency?: number;
+  /** Rollouts decide versions (see {@link PlacementVersionSource}); default: every node gets the current version. */
+  readonly versions?: PlacementVersionSource;
+  /** Write only while this says so (the leader lease); call `resync()` when it starts saying so. */
+  readonly gate?: PlacementGate;
 }
 
 /** Counters of the controller. */
@@ -78,6 +123,8 @@ interface Held {
   readonly revision: number;
   readonly signature: string;
   readonly jobIds: ReadonlySet<string>;
+  /** Executions stored as desired "stopped" (cancelled through the Executions API): kept stopped. */
+  readonly stopped: ReadonlySet<string>;
 }
 
 const NOTHING: ReadonlySet<string> = new Set();
@@ -99,6 +146,13 @@ export class PlacementController {
   readonly #pollIntervalMs: number;
   readonly #resyncIntervalMs: number;
   readonly #concurrency: number;
+  readonly #versions: PlacementVersionSource | undefined;
+  readonly #gate: PlacementGate | undefined;
+  /** Specs of job versions other than the current one (`<job>:<version>`), immutable. */
+  readonly #specs = new Map<string, JsonObject>();
+  /** Placed jobs whose versions may not be loaded in the source yet (the indexed lookup). */
+  #unloaded = new Set<string>();
+  #sourceGeneration = -1;
   readonly #queue = new WorkQueue<string>();
   /** Placed jobs by id, with their compiled selectors. */
   readonly #jobs = new Map<string, PlacementJob>();
@@ -130,7 +184,9 @@ export class PlacementController {
     this.#log = options.logger ?? createLogger({ component: "placement" });
     this.#pollIntervalMs = options.pollIntervalMs ?? 200;
     this.#resyncIntervalMs = options.resyncIntervalMs ?? 5 * 60_000;
-    this.#concurrency = options.concurrency ?? 8;
+    this.#versions = options.versions;
+    this.#gate = options.gate;
+    this.#concurrency = options.concurrency ?? (options.versions ? 256 : 8);
     // Registered at once, so changes between construction and start() are not missed.
     this.#offNodeChange = this.#registry.onNodeChange((id) => this.#queue.add(`n:${id}`));
   }
@@ -214,6 +270,30 @@ export class PlacementController {
     };
   }
 
+  /** Queues these nodes (their versions changed: a rollout assigned or withdrew one). */
+  nodesChanged(nodeIds: Iterable<string>): void {
+    for (const id of nodeIds) this.#queue.add(`n:${id}`);
+  }
+
+  /**
+   * Makes sure the cached job is at least at `version` (a rollout is about to assign it, maybe
+   * before the change stream's next poll): re-reads it when older or unknown.
+   */
+  async ensureJob(jobId: string, version: number): Promise<void> {
+    const cached = this.#jobs.get(jobId);
+    if (cached !== undefined && cached.job.version >= version) return;
+    const fresh = await this.#jobStore.getJob(jobId);
+    if (fresh === undefined || !this.#isPlaced(fresh)) return;
+    const now = this.#jobs.get(jobId);
+    if (now !== undefined && now.job.revision >= fresh.revision) return;
+    this.#putJob(
+      jobId,
+      now !== undefined && now.job.version === fresh.version
+        ? { job: fresh, selector: now.selector }
+        : placementJob(fresh),
+    );
+  }
+
   /** The job ids a node's stored set holds (for tests and diagnostics). */
   heldBy(nodeId: string): string[] {
     return [...(this.#held.get(nodeId)?.jobIds ?? NOTHING)].sort();
@@ -258,6 +338,16 @@ export class PlacementController {
   }
 
   /** Lists every placed job into the cache; `onNew` sees ids the cache did not have. */
+  /** Caches a placed job (and, with rollouts, makes the next node sync load its versions). */
+  #putJob(jobId: string, job: PlacementJob): void {
+    if (this.#versions !== undefined && !this.#jobs.has(jobId)) this.#unloaded.add(jobId);
+    this.#jobs.set(jobId, job);
+  }
+
+  #isPlaced(job: JobRecord): boolean {
+    return this.#versions ? isPlacedWithRollouts(job) : isPlacedJobState(job.state);
+  }
+
   async #loadJobs(onNew?: (id: string) => void): Promise<void> {
     let cursor: Awaited<ReturnType<PlacementJobSource["listJobs"]>>["next"];
     do {
@@ -265,14 +355,15 @@ export class PlacementController {
         namespace: "*",
         limit: LIST_PAGE,
         cursor,
-        states: [...PLACED_JOB_STATES],
+        states: this.#versions ? [...PLACED_JOB_STATES, "failed"] : [...PLACED_JOB_STATES],
         orderBy: "created_at",
         order: "asc",
         includeDeleted: false,
       });
       for (const job of page.items) {
+        if (!this.#isPlaced(job)) continue;
         if (!this.#jobs.has(job.id)) {
-          this.#jobs.set(job.id, placementJob(job));
+          this.#putJob(job.id, placementJob(job));
           onNew?.(job.id);
         }
       }
@@ -300,27 +391,31 @@ export class PlacementController {
   async #syncJob(jobId: string): Promise<void> {
     const fresh = await this.#jobStore.getJob(jobId);
     const cached = this.#jobs.get(jobId);
-    const placed = fresh !== undefined && isPlacedJobState(fresh.state);
+    const placed = fresh !== undefined && this.#isPlaced(fresh);
     let current: PlacementJob | undefined;
     if (placed) {
       current =
         cached !== undefined && cached.job.version === fresh.version
           ? { job: fresh, selector: cached.selector }
           : placementJob(fresh);
-      this.#jobs.set(jobId, current);
+      this.#putJob(jobId, current);
       if (current.selector === undefined && cached?.job.version !== fresh.version)
         this.#log.warn("a placed job has a selector that cannot be compiled; it matches no node", {
           job: jobId,
         });
     } else this.#jobs.delete(jobId);
 
-    const relevant = placed !== (cached !== undefined) || (placed && cached?.job.version !== fresh?.version);
+    const placedChanged = placed !== (cached !== undefined);
+    const relevant = placedChanged || (placed && cached?.job.version !== fresh?.version);
     if (relevant) {
       const targets = new Set(this.#holders.get(jobId) ?? NOTHING);
-      if (current?.selector !== undefined)
+      // With rollouts, a new version changes nothing until a deployment assigns it (the runtime
+      // queues those nodes); holders are synced in case the selector no longer matches them.
+      if (current?.selector !== undefined && (this.#versions === undefined || placedChanged))
         for (const id of this.#registry.select(current.selector)) targets.add(id);
       for (const nodeId of targets) this.#settle(jobId, nodeId);
     }
+    if (this.#versions !== undefined) return;
     if (!placed || (this.#settling.get(jobId)?.size ?? 0) > 0 || this.#initial.size > 0) return;
     await this.#updateJobState(fresh);
   }
@@ -345,23 +440,102 @@ export class PlacementController {
     }
   }
 
+  /**
+   * The jobs and the version lookup of one node sync, loading what they need first (versions,
+   * old specs). With the source's reverse index only the jobs the node runs a version of are
+   * looked at, once every placed job's versions are loaded.
+   */
+  async #lookupFor(node: {
+    id: string;
+    labels: Readonly<Record<string, string>>;
+  }): Promise<{ jobs: Iterable<PlacementJob>; lookup: VersionLookup }> {
+    const source = this.#versions as PlacementVersionSource;
+    let jobs: Iterable<PlacementJob>;
+    if (source.jobsOn !== undefined && source.generation !== undefined) {
+      const generation = source.generation;
+      if (generation !== this.#sourceGeneration) {
+        this.#sourceGeneration = generation;
+        this.#unloaded = new Set(this.#jobs.keys());
+      }
+      for (const jobId of [...this.#unloaded]) {
+        if (this.#jobs.has(jobId)) {
+          const loading = source.ensure(jobId);
+          if (loading !== undefined) await loading;
+        }
+        this.#unloaded.delete(jobId);
+      }
+      // Forgotten meanwhile (a new term): computing now could drop assignments; retry instead.
+      if (source.generation !== generation)
+        throw new EdgeplaneError("aborted", "the version source was reset during a node sync");
+      const list: PlacementJob[] = [];
+      for (const jobId of source.jobsOn(node.id)) {
+        const pj = this.#jobs.get(jobId);
+        if (pj !== undefined) list.push(pj);
+      }
+      jobs = list;
+    } else {
+      const list: PlacementJob[] = [];
+      for (const pj of this.#jobs.values()) {
+        if (pj.selector === undefined || !pj.selector.matches(node)) continue;
+        const loading = source.ensure(pj.job.id);
+        if (loading !== undefined) await loading;
+        list.push(pj);
+      }
+      jobs = list;
+    }
+    for (const { job } of jobs) {
+      const v = source.versionOf(job.id, node.id);
+      if (v !== undefined && v.version !== job.version) await this.#loadSpec(job.id, v.version);
+    }
+    const lookup = (job: JobRecord, nodeId: string): PlacedVersion | undefined => {
+      const v = source.versionOf(job.id, nodeId);
+      if (v === undefined) return undefined;
+      const spec = v.version === job.version ? job.spec : this.#specs.get(`${job.id}:${v.version}`);
+      return spec === undefined ? undefined : { version: v.version, spec, deploymentId: v.deploymentId };
+    };
+    return { jobs, lookup };
+  }
+
+  async #loadSpec(jobId: string, version: number): Promise<void> {
+    const key = `${jobId}:${version}`;
+    if (this.#specs.has(key)) return;
+    const found = await this.#jobStore.getVersion?.(jobId, version);
+    if (found === undefined) {
+      this.#log.warn("a node is assigned a job version the job store no longer keeps; it is not placed", {
+        job: jobId,
+        version,
+      });
+      return;
+    }
+    this.#specs.set(key, found.spec);
+  }
+
   async #syncNode(nodeId: string): Promise<void> {
+    if (this.#gate !== undefined && !this.#gate.isActive()) return;
     const node = this.#registry.placementView(nodeId);
     if (node === undefined) return;
     const current: Held = this.#held.get(nodeId) ?? {
       revision: node.desiredRevision,
       signature: "",
       jobIds: NOTHING,
+      stopped: NOTHING,
     };
-    const assignments = computeAssignments(this.#jobs.values(), {
-      id: node.id,
-      labels: node.labels,
-      state: node.state,
-      heldJobIds: current.jobIds,
-    });
+    const looked = this.#versions === undefined ? undefined : await this.#lookupFor(node);
+    let assignments = computeAssignments(
+      looked?.jobs ?? this.#jobs.values(),
+      { id: node.id, labels: node.labels, state: node.state, heldJobIds: current.jobIds },
+      looked?.lookup,
+    );
+    // An execution cancelled through the Executions API stays stopped while it stays in the set.
+    if (current.stopped.size > 0)
+      assignments = assignments.map((a) =>
+        current.stopped.has(a.executionId) ? { ...a, desiredState: "stopped" as const } : a,
+      );
     const signature = assignmentSignature(assignments);
     const ahead = node.appliedRevision > current.revision;
     if (signature === current.signature && !ahead) return;
+    // The lease may have gone while this sync loaded what it needed.
+    if (this.#gate !== undefined && !this.#gate.isActive()) return;
     let record: DesiredStateRecord;
     try {
       record = await this.#desiredStore.put({
@@ -407,10 +581,12 @@ export class PlacementController {
       return;
     }
     const jobIds = new Set(record.assignments.map((a) => a.jobId));
+    const stopped = record.assignments.filter((a) => a.desiredState === "stopped").map((a) => a.executionId);
     this.#held.set(record.nodeId, {
       revision: record.revision,
       signature: assignmentSignature(record.assignments),
       jobIds,
+      stopped: stopped.length > 0 ? new Set(stopped) : NOTHING,
     });
     for (const j of jobIds) {
       const set = this.#holders.get(j) ?? new Set<string>();

@@ -27,6 +27,18 @@ export function isPlacedJobState(state: JobStateType): boolean {
   return state === "pending" || state === "queued" || state === "running";
 }
 
+/**
+ * Whether a job is placed when rollouts decide versions: the placed states, and also a job whose
+ * deployment failed without a rollback (`failed` with the deployment's state in its details):
+ * its nodes keep what they run until a person rolls back or submits a fix. A job failed by a
+ * timeout (or stopped, completed, deleted) is not: its executions stop.
+ */
+export function isPlacedWithRollouts(job: Pick<JobRecord, "state" | "stateDetails">): boolean {
+  return (
+    isPlacedJobState(job.state) || (job.state === "failed" && job.stateDetails.deployment_state !== undefined)
+  );
+}
+
 /** A job as placement sees it: the record and its compiled selector. */
 export interface PlacementJob {
   readonly job: JobRecord;
@@ -90,19 +102,31 @@ export function executionIdFor(jobId: string, version: number, nodeId: string): 
   return out;
 }
 
-/** The assignment of `job` (its current version) on `nodeId`. */
-export function assignmentFor(job: JobRecord, nodeId: string): AssignmentRecord {
-  const spec = job.spec;
+/** A job version other than the current one: its number, its spec, and who assigned it. */
+export interface PlacedVersion {
+  readonly version: number;
+  readonly spec: JsonObject;
+  /** The deployment that assigned it ("" for none). */
+  readonly deploymentId: string;
+}
+
+/**
+ * The assignment of `job` on `nodeId`: its current version, or the version `at` (what a rollout
+ * assigned the node: the spec of that version, kept by the job store).
+ */
+export function assignmentFor(job: JobRecord, nodeId: string, at?: PlacedVersion): AssignmentRecord {
+  const spec = at?.spec ?? job.spec;
+  const version = at?.version ?? job.version;
   const timeouts = objectAt(spec, "timeouts");
   const health = objectAt(objectAt(spec, "deployment"), "health_check");
   const restart = spec.restart_policy;
   return {
-    executionId: executionIdFor(job.id, job.version, nodeId),
+    executionId: executionIdFor(job.id, version, nodeId),
     jobId: job.id,
-    jobVersion: job.version,
+    jobVersion: version,
     namespace: job.namespace,
     jobName: job.name,
-    type: job.type,
+    type: at !== undefined && typeof spec.type === "string" ? spec.type : job.type,
     config: (objectAt(spec, "config") ?? {}) as JsonObject,
     desiredState: "running",
     timeouts: {
@@ -112,21 +136,41 @@ export function assignmentFor(job: JobRecord, nodeId: string): AssignmentRecord 
     },
     restartPolicy: typeof restart === "string" ? restart : "on-failure",
     maxErrorRate: numberAt(health, "max_error_rate", 0.1),
-    deploymentId: "",
+    deploymentId: at?.deploymentId ?? "",
   };
 }
 
 /**
- * The desired assignment set of `node` (sorted by job id): see the rules in this module's header.
+ * Which version of a job a node runs, when rollouts decide it (the deployment runtime's
+ * versions-per-node map). `undefined`: the node runs no version of the job (yet).
  */
-export function computeAssignments(jobs: Iterable<PlacementJob>, node: PlacementNode): AssignmentRecord[] {
+export type VersionLookup = (job: JobRecord, nodeId: string) => PlacedVersion | undefined;
+
+/**
+ * The desired assignment set of `node` (sorted by job id): see the rules in this module's header.
+ *
+ * With `versionOf` (rollouts): a placed job whose selector matches the node is assigned at the
+ * version `versionOf` names, whatever the node's state (a rollout assigns disconnected nodes too:
+ * they converge when they return), and not at all when it names none.
+ */
+export function computeAssignments(
+  jobs: Iterable<PlacementJob>,
+  node: PlacementNode,
+  versionOf?: VersionLookup,
+): AssignmentRecord[] {
   const takesNew = node.state === "ready";
   const out: AssignmentRecord[] = [];
   for (const { job, selector } of jobs) {
-    if (!isPlacedJobState(job.state) || selector === undefined) continue;
-    if (!takesNew && !node.heldJobIds.has(job.id)) continue;
+    if (selector === undefined) continue;
+    if (versionOf === undefined ? !isPlacedJobState(job.state) : !isPlacedWithRollouts(job)) continue;
+    if (versionOf === undefined && !takesNew && !node.heldJobIds.has(job.id)) continue;
     if (!selector.matches(node)) continue;
-    out.push(assignmentFor(job, node.id));
+    if (versionOf === undefined) {
+      out.push(assignmentFor(job, node.id));
+      continue;
+    }
+    const at = versionOf(job, node.id);
+    if (at !== undefined) out.push(assignmentFor(job, node.id, at));
   }
   return out.sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
 }

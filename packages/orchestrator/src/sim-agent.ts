@@ -34,6 +34,8 @@ export interface SimAgentOptions {
   readonly timeoutMs?: number;
   /** Apply pushed desired states at once (default true); false models an agent that is offline. */
   readonly autoApply?: boolean;
+  /** Called after a desired state was applied (tests and benchmarks report executions from here). */
+  readonly onApply?: (ds: DesiredState, agent: SimAgent) => void;
 }
 
 /** An execution status to report (the proto's init shape). */
@@ -171,8 +173,10 @@ export class SimAgent {
   /** Applies a desired state unless it is older than what is applied (agents ignore stale revisions). */
   apply(ds: DesiredState): void {
     if (ds.revision < this.appliedRevision) return;
+    const fresh = ds.revision > this.appliedRevision || this.desired === undefined;
     this.desired = ds;
     this.appliedRevision = ds.revision;
+    if (fresh) this.#options.onApply?.(ds, this);
   }
 
   #receive(ds: DesiredState): void {

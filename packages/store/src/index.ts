@@ -5,6 +5,8 @@
  * to tests as `@edgeplane/store/conformance`).
  */
 
+export * from "./deployments/index.js";
+export * from "./executions/index.js";
 export type {
   JobCursor,
   JobEvent,

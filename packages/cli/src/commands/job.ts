@@ -23,6 +23,7 @@ export const jobHelp = `Usage: edgectl job <command> [flags]
 
 Commands:
   run -f FILE        submit a job spec (YAML or JSON; "-" reads stdin); prints id, version, changed
+  plan -f FILE       dry run: diff against the current version, matching nodes, canaries and waves
   list               list jobs (--namespace NS | -A, --limit N, --next-token T, --labels SEL,
                      --state S, --type T, --order-by created_at|updated_at|name, --order asc|desc,
                      --include-deleted)
@@ -112,6 +113,9 @@ export async function job(argv: readonly string[]): Promise<number> {
       return diff(rest);
     case "revert":
       return revert(rest);
+    case "plan":
+      // Dynamic: deployment.ts imports readSpecFile from this file.
+      return (await import("./deployment.js")).planCommand(rest);
     case "stop":
     case "delete":
       return stopOrDelete(sub, rest);

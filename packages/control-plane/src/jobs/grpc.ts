@@ -5,8 +5,8 @@ import { EdgeplaneError } from "@edgeplane/core";
 import { changeToMessage, JSON_OPTIONS, jobToMessage, versionToMessage } from "./convert.js";
 import type { JobsService } from "./service.js";
 
-/** The implementation of edgeplane.v1.JobService. */
-export function createJobGrpcService(jobs: JobsService): ServiceImpl<typeof JobService> {
+/** The implementation of edgeplane.v1.JobService, but PlanJob (the rollout runtime answers it). */
+export function createJobGrpcService(jobs: JobsService): Omit<ServiceImpl<typeof JobService>, "planJob"> {
   return {
     async putJob(req) {
       if (!req.spec) {
@@ -58,12 +58,6 @@ export function createJobGrpcService(jobs: JobsService): ServiceImpl<typeof JobS
     async revertJob(req) {
       const outcome = await jobs.revert(req.id, req.version, req.expectedRevision);
       return { job: jobToMessage(outcome.job), changed: outcome.changed, message: outcome.message };
-    },
-    async planJob() {
-      throw new EdgeplaneError(
-        "unimplemented",
-        "PlanJob (the wave-level dry run) arrives with the deployment orchestrator; see docs/api.md",
-      );
     },
   };
 }

@@ -1,0 +1,267 @@
+/**
+ * The conformance suite of {@link DeploymentStore}, {@link NodeVersionStore} and
+ * {@link LeaderLease}: every implementation (memory in unit tests, Redis in
+ * `test/integration/rollout-store.test.ts`) must pass it unchanged. Test-only code.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DeploymentStore, DeploymentWrite, LeaderLease, NodeVersionStore } from "../deployment-store.js";
+
+/** One set of stores under test. */
+export interface DeploymentStoreFixture {
+  readonly store: DeploymentStore;
+  readonly versions: NodeVersionStore;
+  readonly lease: LeaderLease;
+  /** Makes the current lease expire now (as if its TTL passed). */
+  expireLease(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+
+/** A deployment write with overrides. */
+export function sampleWrite(id: string, overrides: Partial<DeploymentWrite> = {}): DeploymentWrite {
+  return {
+    id,
+    jobId: "job-1",
+    state: "pending",
+    active: true,
+    createdAt: T0,
+    now: T0,
+    record: { id, jobId: "job-1", state: "pending", nodes: { n1: { state: "pending", wave: 1 } } },
+    summary: { id, jobId: "job-1", state: "pending" },
+    ...overrides,
+  };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return (err as { code?: string }).code ?? "?";
+  }
+}
+
+/** Registers the suite for one implementation. */
+export function describeDeploymentStoreConformance(
+  name: string,
+  makeFixture: () => Promise<DeploymentStoreFixture>,
+): void {
+  describe(`DeploymentStore, NodeVersionStore and LeaderLease conformance: ${name}`, () => {
+    let fx: DeploymentStoreFixture;
+    beforeEach(async () => {
+      fx = await makeFixture();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it("creates once: a second create with the same id answers the stored deployment", async () => {
+      const first = await fx.store.create(sampleWrite("d1"));
+      expect(first.created).toBe(true);
+      expect(first.deployment.revision).toBe(1);
+      expect(first.deployment.record.revision).toBe(1);
+      const again = await fx.store.create(sampleWrite("d1", { state: "running" }));
+      expect(again.created).toBe(false);
+      expect(again.deployment.state).toBe("pending");
+      expect(again.deployment.record).toEqual({ ...sampleWrite("d1").record, revision: 1 });
+      const got = await fx.store.get("d1");
+      expect(got?.record.nodes).toEqual({ n1: { state: "pending", wave: 1 } });
+      const sum = await fx.store.getSummary("d1");
+      expect(sum?.summary).toEqual({ id: "d1", jobId: "job-1", state: "pending", revision: 1 });
+      expect(await fx.store.get("nope")).toBeUndefined();
+      expect(await fx.store.getSummary("nope")).toBeUndefined();
+    });
+
+    it("updates under the revision and state guards", async () => {
+      await fx.store.create(sampleWrite("d1"));
+      const w = sampleWrite("d1", { state: "running", now: T0 + 5, summary: { state: "running" } });
+      expect(await fx.store.update(w, { expectedRevision: 1, allowedFrom: ["pending", "paused"] })).toBe(2);
+      const got = await fx.store.get("d1");
+      expect(got).toMatchObject({ state: "running", revision: 2, updatedAt: T0 + 5 });
+      expect(got?.record.revision).toBe(2);
+      // stale revision
+      const stale = fx.store.update(w, { expectedRevision: 1 });
+      await expect(stale).rejects.toMatchObject({ code: "aborted", metadata: { current_revision: 2 } });
+      // state guard
+      const refused = fx.store.update(sampleWrite("d1", { state: "paused" }), {
+        expectedRevision: 2,
+        allowedFrom: ["pending"],
+      });
+      await expect(refused).rejects.toMatchObject({
+        code: "failed_precondition",
+        metadata: { current_state: "running" },
+      });
+      expect(await codeOf(fx.store.update(sampleWrite("zz"), { expectedRevision: 1 }))).toBe("not_found");
+      expect(await codeOf(fx.store.update(w, { expectedRevision: 0 }))).toBe("invalid_argument");
+    });
+
+    it("lists a job's deployments newest first, in pages, and every deployment", async () => {
+      for (let i = 0; i < 5; i++)
+        await fx.store.create(
+          sampleWrite(`d${i}`, { createdAt: T0 + (i % 3), jobId: i < 4 ? "job-a" : "job-b" }),
+        );
+      const p1 = await fx.store.list({ jobId: "job-a", limit: 3 });
+      expect(p1.items.map((d) => d.id)).toEqual(["d2", "d1", "d3"]);
+      expect(p1.next).toBeDefined();
+      const p2 = await fx.store.list({ jobId: "job-a", limit: 3, cursor: p1.next });
+      expect(p2.items.map((d) => d.id)).toEqual(["d0"]);
+      expect(p2.next).toBeUndefined();
+      const all = await fx.store.list({ limit: 10 });
+      expect(all.items.map((d) => d.id).sort()).toEqual(["d0", "d1", "d2", "d3", "d4"]);
+    });
+
+    it("keeps the active set from the last write", async () => {
+      await fx.store.create(sampleWrite("d1"));
+      await fx.store.create(sampleWrite("d2", { active: false, state: "succeeded" }));
+      expect(await fx.store.listActive()).toEqual(["d1"]);
+      await fx.store.update(sampleWrite("d1", { active: false, state: "succeeded" }), {
+        expectedRevision: 1,
+      });
+      expect(await fx.store.listActive()).toEqual([]);
+    });
+
+    it("records controls until the orchestrator clears the one it applied", async () => {
+      await fx.store.create(sampleWrite("d1"));
+      await fx.store.requestControl("d1", "pause", T0);
+      expect((await fx.store.get("d1"))?.control).toBe("pause");
+      expect((await fx.store.getSummary("d1"))?.control).toBe("pause");
+      await fx.store.requestControl("d1", "cancel", T0);
+      await fx.store.clearControl("d1", "pause");
+      expect((await fx.store.get("d1"))?.control).toBe("cancel");
+      await fx.store.clearControl("d1", "cancel");
+      expect((await fx.store.get("d1"))?.control).toBeUndefined();
+      expect(await codeOf(fx.store.requestControl("nope", "pause", T0))).toBe("not_found");
+    });
+
+    it("appends created, updated and control changes to the change stream", async () => {
+      const start = await fx.store.lastChange();
+      await fx.store.create(sampleWrite("d1"));
+      await fx.store.update(sampleWrite("d1", { state: "running" }), { expectedRevision: 1 });
+      await fx.store.requestControl("d1", "pause", T0);
+      const changes = await fx.store.readChanges(start, 10);
+      expect(changes.map((c) => [c.deploymentId, c.kind, c.revision, c.state])).toEqual([
+        ["d1", "created", 1, "pending"],
+        ["d1", "updated", 2, "running"],
+        ["d1", "control", 2, "running"],
+      ]);
+      const first = changes[0];
+      expect(await fx.store.readChanges(first?.id ?? "0", 10)).toHaveLength(2);
+      expect(await fx.store.lastChange()).toBe(changes[2]?.id);
+    });
+
+    it("assigns versions per node, remembering the previous one, and withdraws them", async () => {
+      expect(
+        (
+          await fx.versions.assign({ jobId: "j", version: 1, deploymentId: "d1", nodeIds: ["a", "b", "c"] })
+        ).sort(),
+      ).toEqual(["a", "b", "c"]);
+      expect(
+        await fx.versions.assign({ jobId: "j", version: 1, deploymentId: "d1", nodeIds: ["a"] }),
+      ).toEqual([]);
+      expect(
+        await fx.versions.assign({ jobId: "j", version: 2, deploymentId: "d2", nodeIds: ["a", "b"] }),
+      ).toEqual(["a", "b"]);
+      let m = await fx.versions.load("j");
+      expect(m.get("a")).toEqual({
+        version: 2,
+        deploymentId: "d2",
+        previousVersion: 1,
+        previousDeploymentId: "d1",
+      });
+      expect(m.get("c")).toEqual({
+        version: 1,
+        deploymentId: "d1",
+        previousVersion: 0,
+        previousDeploymentId: "",
+      });
+      // Only where the version is still 2; c has 1.
+      expect((await fx.versions.unassign({ jobId: "j", version: 2, nodeIds: ["a", "c"] })).sort()).toEqual([
+        "a",
+      ]);
+      expect(await fx.versions.unassign({ jobId: "j", version: 1, nodeIds: ["c"] })).toEqual(["c"]);
+      m = await fx.versions.load("j");
+      expect(m.get("a")).toEqual({
+        version: 1,
+        deploymentId: "d1",
+        previousVersion: 0,
+        previousDeploymentId: "",
+      });
+      expect(m.has("c")).toBe(false);
+      expect(m.get("b")?.version).toBe(2);
+      await fx.versions.drop("j");
+      expect((await fx.versions.load("j")).size).toBe(0);
+    });
+
+    it("hands the lease to one holder at a time, with a new epoch per acquisition", async () => {
+      const a = await fx.lease.acquire("cp-a", 10_000);
+      expect(a).toMatchObject({ held: true, fresh: true });
+      const epochA = a.held ? a.epoch : 0;
+      expect(await fx.lease.acquire("cp-a", 10_000)).toEqual({ held: true, epoch: epochA, fresh: false });
+      const b = await fx.lease.acquire("cp-b", 10_000);
+      expect(b).toMatchObject({ held: false, holder: { holder: "cp-a", epoch: epochA } });
+      expect((await fx.lease.current())?.holder).toBe("cp-a");
+      await fx.lease.release("cp-b", epochA);
+      expect((await fx.lease.current())?.holder).toBe("cp-a");
+      await fx.lease.release("cp-a", epochA);
+      expect(await fx.lease.current()).toBeUndefined();
+      const b2 = await fx.lease.acquire("cp-b", 10_000);
+      expect(b2).toMatchObject({ held: true, fresh: true, epoch: epochA + 1 });
+    });
+
+    it("refuses the writes of a deposed leader (fencing)", async () => {
+      const a = await fx.lease.acquire("cp-a", 10_000);
+      const epochA = a.held ? a.epoch : 0;
+      await fx.store.create(sampleWrite("d1"), { epoch: epochA });
+      expect(
+        await fx.store.update(sampleWrite("d1"), { expectedRevision: 1, fence: { epoch: epochA } }),
+      ).toBe(2);
+      await fx.versions.assign({
+        jobId: "j",
+        version: 1,
+        deploymentId: "d1",
+        nodeIds: ["a"],
+        fence: { epoch: epochA },
+      });
+
+      await fx.expireLease();
+      // Expired and nobody took it: still refused (the holder must renew first).
+      const expired = fx.store.update(sampleWrite("d1"), { expectedRevision: 2, fence: { epoch: epochA } });
+      await expect(expired).rejects.toMatchObject({
+        code: "failed_precondition",
+        metadata: { fenced: true },
+      });
+
+      const b = await fx.lease.acquire("cp-b", 10_000);
+      expect(b).toMatchObject({ held: true, fresh: true, epoch: epochA + 1 });
+      const late = [
+        fx.store.update(sampleWrite("d1", { state: "failed" }), {
+          expectedRevision: 2,
+          fence: { epoch: epochA },
+        }),
+        fx.store.create(sampleWrite("d9"), { epoch: epochA }),
+        fx.versions.assign({
+          jobId: "j",
+          version: 2,
+          deploymentId: "d2",
+          nodeIds: ["a"],
+          fence: { epoch: epochA },
+        }),
+        fx.versions.unassign({ jobId: "j", version: 1, nodeIds: ["a"], fence: { epoch: epochA } }),
+        fx.versions.drop("j", { epoch: epochA }),
+      ];
+      for (const p of late)
+        await expect(p).rejects.toMatchObject({ code: "failed_precondition", metadata: { fenced: true } });
+      expect((await fx.store.get("d1"))?.revision).toBe(2);
+      expect(await fx.store.get("d9")).toBeUndefined();
+      expect((await fx.versions.load("j")).get("a")?.version).toBe(1);
+      // The new leader writes.
+      const epochB = b.held ? b.epoch : 0;
+      expect(
+        await fx.store.update(sampleWrite("d1"), { expectedRevision: 2, fence: { epoch: epochB } }),
+      ).toBe(3);
+      // The old holder cannot renew: someone else holds the lease.
+      expect(await fx.lease.acquire("cp-a", 10_000)).toMatchObject({ held: false });
+    });
+  });
+}

@@ -1,0 +1,209 @@
+/**
+ * The Lua scripts of the deployment store, the versions-per-node map and the leader lease. Each
+ * write checks its preconditions and writes in one atomic step; an orchestrator write first
+ * checks the fencing epoch against the lease (`fenceFailure`), so a deposed leader's late write
+ * changes nothing. Refusals are coded replies (negative first element), never Lua errors.
+ */
+
+/** Failure codes of the scripts (mapped to errors in `redis.ts`). */
+export const DEPLOYMENT_FAILURES = {
+  /** `{-1}`: no deployment with this id. */
+  NOT_FOUND: -1,
+  /** `{-2, currentRevision}`: the revision check-and-set lost. */
+  REVISION_CONFLICT: -2,
+  /** `{-3, currentState}`: the state guard refused. */
+  ILLEGAL_STATE: -3,
+  /** `{-10, currentEpoch or ""}`: the fencing epoch is not the lease's. */
+  FENCED: -10,
+} as const;
+
+const prelude = `
+-- The fence: nil when the write may go ahead (no epoch given, or the lease is held with it).
+local function fenceFailure(leaseKey, epoch)
+  if epoch == "" then return nil end
+  local cur = redis.call("GET", leaseKey)
+  if cur then
+    local e = string.match(cur, "^(%d+)|")
+    if e == epoch then return nil end
+    return {${DEPLOYMENT_FAILURES.FENCED}, e or ""}
+  end
+  return {${DEPLOYMENT_FAILURES.FENCED}, ""}
+end
+local function withRevision(rev, body)
+  return '{"revision":' .. string.format("%d", rev) .. ',' .. string.sub(body, 2)
+end
+`;
+
+/** createDeployment: creates unless it exists (then answers the stored record). */
+export const createDeploymentLua = `${prelude}
+-- KEYS[1] deployment hash  KEYS[2] job index  KEYS[3] all index  KEYS[4] active set
+-- KEYS[5] changes stream   KEYS[6] lease
+-- ARGV[1] id  ARGV[2] job id  ARGV[3] state  ARGV[4] active "1"|"0"  ARGV[5] created  ARGV[6] now
+-- ARGV[7] record body  ARGV[8] summary body  ARGV[9] index member  ARGV[10] epoch or ""
+-- ARGV[11] changes MAXLEN (~)
+-- Returns {1} created | {0, record, control or false} existed | {-10, epoch} fenced
+local f = fenceFailure(KEYS[6], ARGV[10])
+if f then return f end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  local v = redis.call("HMGET", KEYS[1], "rec", "control")
+  return {0, v[1], v[2]}
+end
+redis.call("HSET", KEYS[1], "rec", withRevision(1, ARGV[7]), "sum", withRevision(1, ARGV[8]), "rev", 1,
+  "state", ARGV[3], "job", ARGV[2], "created", ARGV[5], "updated", ARGV[6])
+redis.call("ZADD", KEYS[2], 0, ARGV[9])
+redis.call("ZADD", KEYS[3], 0, ARGV[9])
+if ARGV[4] == "1" then redis.call("SADD", KEYS[4], ARGV[1]) else redis.call("SREM", KEYS[4], ARGV[1]) end
+redis.call("XADD", KEYS[5], "MAXLEN", "~", ARGV[11], "*", "dep", ARGV[1], "job", ARGV[2], "kind", "created",
+  "rev", "1", "state", ARGV[3])
+return {1}
+`;
+
+/** updateDeployment: replaces the record under the fence, revision and state guards. */
+export const updateDeploymentLua = `${prelude}
+-- KEYS[1] deployment hash  KEYS[2] active set  KEYS[3] changes stream  KEYS[4] lease
+-- ARGV[1] id  ARGV[2] job id  ARGV[3] state  ARGV[4] active "1"|"0"  ARGV[5] now
+-- ARGV[6] record body  ARGV[7] summary body  ARGV[8] expected revision
+-- ARGV[9] allowed-from states CSV, or "*" (no state guard)  ARGV[10] epoch or ""
+-- ARGV[11] changes MAXLEN (~)
+-- Returns {1, revision} | {-1} | {-2, revision} | {-3, state} | {-10, epoch}
+local f = fenceFailure(KEYS[4], ARGV[10])
+if f then return f end
+local cur = redis.call("HMGET", KEYS[1], "rev", "state")
+if not cur[1] then return {${DEPLOYMENT_FAILURES.NOT_FOUND}} end
+local rev = tonumber(cur[1])
+if rev ~= tonumber(ARGV[8]) then return {${DEPLOYMENT_FAILURES.REVISION_CONFLICT}, rev} end
+if ARGV[9] ~= "*" then
+  local ok = false
+  for s in string.gmatch(ARGV[9], "[^,]+") do
+    if s == cur[2] then ok = true end
+  end
+  if not ok then return {${DEPLOYMENT_FAILURES.ILLEGAL_STATE}, cur[2]} end
+end
+rev = rev + 1
+redis.call("HSET", KEYS[1], "rec", withRevision(rev, ARGV[6]), "sum", withRevision(rev, ARGV[7]), "rev", rev,
+  "state", ARGV[3], "updated", ARGV[5])
+if ARGV[4] == "1" then redis.call("SADD", KEYS[2], ARGV[1]) else redis.call("SREM", KEYS[2], ARGV[1]) end
+redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[11], "*", "dep", ARGV[1], "job", ARGV[2], "kind", "updated",
+  "rev", string.format("%d", rev), "state", ARGV[3])
+return {1, rev}
+`;
+
+/** requestControl: records a pending control and announces it. */
+export const requestControlLua = `
+-- KEYS[1] deployment hash  KEYS[2] changes stream
+-- ARGV[1] id  ARGV[2] control  ARGV[3] now  ARGV[4] changes MAXLEN (~)
+-- Returns {1} | {-1}
+local cur = redis.call("HMGET", KEYS[1], "rev", "state", "job")
+if not cur[1] then return {${DEPLOYMENT_FAILURES.NOT_FOUND}} end
+redis.call("HSET", KEYS[1], "control", ARGV[2], "control_at", ARGV[3])
+redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[4], "*", "dep", ARGV[1], "job", cur[3], "kind", "control",
+  "rev", cur[1], "state", cur[2])
+return {1}
+`;
+
+/** clearControl: removes the pending control if it is still the one applied. */
+export const clearControlLua = `
+-- KEYS[1] deployment hash   ARGV[1] control
+if redis.call("HGET", KEYS[1], "control") == ARGV[1] then
+  redis.call("HDEL", KEYS[1], "control", "control_at")
+end
+return 1
+`;
+
+/** assignVersions: sets a version on nodes that do not have it, remembering the previous one. */
+export const assignVersionsLua = `${prelude}
+-- KEYS[1] versions hash  KEYS[2] lease
+-- ARGV[1] epoch or ""  ARGV[2] version  ARGV[3] deployment id  ARGV[4..] node ids
+-- Returns {1, {changed node ids}} | {-10, epoch}
+-- Reads and writes in slices of 500 fields (one HMGET, one HSET each), not one call per node.
+local f = fenceFailure(KEYS[2], ARGV[1])
+if f then return f end
+local v, dep = ARGV[2], ARGV[3]
+local changed = {}
+for from = 4, #ARGV, 500 do
+  local to = math.min(from + 499, #ARGV)
+  local cur = redis.call("HMGET", KEYS[1], unpack(ARGV, from, to))
+  local writes = {}
+  for i = from, to do
+    local text = cur[i - from + 1]
+    local cv, cd = "0", ""
+    if text then
+      local a, b = string.match(text, "^(%d+)|([^|]*)|")
+      if a then cv, cd = a, b end
+    end
+    if cv ~= v then
+      writes[#writes + 1] = ARGV[i]
+      writes[#writes + 1] = v .. "|" .. dep .. "|" .. cv .. "|" .. cd
+      changed[#changed + 1] = ARGV[i]
+    end
+  end
+  if #writes > 0 then redis.call("HSET", KEYS[1], unpack(writes)) end
+end
+return {1, changed}
+`;
+
+/** unassignVersions: restores the previous version where the version is still the given one. */
+export const unassignVersionsLua = `${prelude}
+-- KEYS[1] versions hash  KEYS[2] lease
+-- ARGV[1] epoch or ""  ARGV[2] version  ARGV[3..] node ids
+-- Returns {1, {changed node ids}} | {-10, epoch}
+local f = fenceFailure(KEYS[2], ARGV[1])
+if f then return f end
+local changed = {}
+for from = 3, #ARGV, 500 do
+  local to = math.min(from + 499, #ARGV)
+  local cur = redis.call("HMGET", KEYS[1], unpack(ARGV, from, to))
+  local writes, deletes = {}, {}
+  for i = from, to do
+    local text = cur[i - from + 1]
+    if text then
+      local ver, _, pv, pd = string.match(text, "^(%d+)|([^|]*)|(%d+)|(.*)$")
+      if ver == ARGV[2] then
+        if pv == "0" then deletes[#deletes + 1] = ARGV[i]
+        else
+          writes[#writes + 1] = ARGV[i]
+          writes[#writes + 1] = pv .. "|" .. pd .. "|0|"
+        end
+        changed[#changed + 1] = ARGV[i]
+      end
+    end
+  end
+  if #writes > 0 then redis.call("HSET", KEYS[1], unpack(writes)) end
+  if #deletes > 0 then redis.call("HDEL", KEYS[1], unpack(deletes)) end
+end
+return {1, changed}
+`;
+
+/** dropVersions: deletes a job's map. */
+export const dropVersionsLua = `${prelude}
+-- KEYS[1] versions hash  KEYS[2] lease   ARGV[1] epoch or ""
+local f = fenceFailure(KEYS[2], ARGV[1])
+if f then return f end
+redis.call("DEL", KEYS[1])
+return {1}
+`;
+
+/** acquireLease: takes the lease when free (new epoch) or extends it for its holder. */
+export const acquireLeaseLua = `
+-- KEYS[1] lease  KEYS[2] epoch counter   ARGV[1] holder  ARGV[2] ttl ms
+-- Returns {1, epoch, fresh 0|1} held | {0, epoch, holder, pttl} held by someone else
+local cur = redis.call("GET", KEYS[1])
+if cur then
+  local e, h = string.match(cur, "^(%d+)|(.*)$")
+  if h == ARGV[1] then
+    redis.call("PEXPIRE", KEYS[1], ARGV[2])
+    return {1, tonumber(e), 0}
+  end
+  return {0, tonumber(e) or 0, h or "", redis.call("PTTL", KEYS[1])}
+end
+local e = redis.call("INCR", KEYS[2])
+redis.call("SET", KEYS[1], string.format("%d", e) .. "|" .. ARGV[1], "PX", ARGV[2])
+return {1, e, 1}
+`;
+
+/** releaseLease: deletes the lease if the caller holds it with that epoch. */
+export const releaseLeaseLua = `
+-- KEYS[1] lease   ARGV[1] "<epoch>|<holder>"
+if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
+return 1
+`;
