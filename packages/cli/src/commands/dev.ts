@@ -40,6 +40,7 @@ function devAgentYaml(dir: string): string {
     health_window: 5s
     allowed_input_paths: ["/var/log/app/*", "${dir}/**"]
     allowed_output_paths: ["${dir}/**"]
+    nats_subjects_allowed: ["metrics.>", "logs.>"]
   exec:
     enabled: true
     allow:
