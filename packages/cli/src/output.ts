@@ -44,3 +44,17 @@ export function ago(iso: string | undefined, now = Date.now()): string {
   if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
   return iso.slice(0, 10);
 }
+
+/**
+ * The exact command for the next page of a list: the same arguments with `--next-token` replaced,
+ * quoted for a POSIX shell. `command` is what precedes the arguments (`job list`).
+ */
+export function nextPageCommand(command: string, argv: readonly string[], token: string): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--next-token") i++;
+    else if (!argv[i]?.startsWith("--next-token=")) kept.push(argv[i] as string);
+  }
+  const quoted = kept.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
+  return `edgectl ${command} ${[...quoted, "--next-token", token].join(" ")}`;
+}

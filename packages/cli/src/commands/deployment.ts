@@ -20,7 +20,7 @@ import {
 import { EdgeplaneError, fromGrpcStatus, validateJobSpec } from "@edgeplane/core";
 import { parseSelector } from "@edgeplane/selector";
 import { parseFlags, serverAddress } from "../args.js";
-import { ago, outputFormat, printData, table } from "../output.js";
+import { ago, nextPageCommand, outputFormat, printData, table } from "../output.js";
 import { readSpecFile } from "./job.js";
 
 export const deploymentHelp = `Usage: edgectl deployment <command> [flags]
@@ -132,7 +132,8 @@ async function listCommand(argv: readonly string[]): Promise<number> {
         ]),
       ),
     );
-    if (res.nextToken) process.stdout.write(`next page: --next-token ${res.nextToken}\n`);
+    if (res.nextToken)
+      process.stdout.write(`next page: ${nextPageCommand("deployment list", argv, res.nextToken)}\n`);
     return 0;
   } finally {
     api.close();

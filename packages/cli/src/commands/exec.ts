@@ -13,7 +13,7 @@ import {
 } from "@edgeplane/api";
 import { EdgeplaneError, fromGrpcStatus } from "@edgeplane/core";
 import { parseFlags, serverAddress } from "../args.js";
-import { ago, outputFormat, printData, table } from "../output.js";
+import { ago, nextPageCommand, outputFormat, printData, table } from "../output.js";
 
 export const execHelp = `Usage: edgectl exec <command> [flags]
 
@@ -162,15 +162,8 @@ async function list(argv: readonly string[]): Promise<number> {
     );
     if (items.length === 0) process.stdout.write("no executions\n");
     if (res.nextToken) {
-      const kept: string[] = [];
-      for (let i = 0; i < argv.length; i++) {
-        if (argv[i] === "--next-token") i++;
-        else if (!argv[i]?.startsWith("--next-token=")) kept.push(argv[i] as string);
-      }
-      const quoted = kept.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
-      process.stdout.write(
-        `\nnext page: edgectl exec list ${[...quoted, "--next-token", res.nextToken].join(" ")}\n`,
-      );
+      // The exact command for the next page: the same flags, with the new token.
+      process.stdout.write(`\nnext page: ${nextPageCommand("exec list", argv, res.nextToken)}\n`);
     }
     return 0;
   } finally {

@@ -17,7 +17,7 @@ import { EdgeplaneError, fromGrpcStatus, validateJobSpec } from "@edgeplane/core
 import { parseSelector } from "@edgeplane/selector";
 import { parse as parseYaml } from "yaml";
 import { parseFlags, serverAddress } from "../args.js";
-import { ago, outputFormat, printData, table } from "../output.js";
+import { ago, nextPageCommand, outputFormat, printData, table } from "../output.js";
 
 export const jobHelp = `Usage: edgectl job <command> [flags]
 
@@ -210,15 +210,7 @@ async function list(argv: readonly string[]): Promise<number> {
     if (items.length === 0) process.stdout.write("no jobs\n");
     if (res.nextToken) {
       // The exact command for the next page: the same flags, with the new token.
-      const kept: string[] = [];
-      for (let i = 0; i < argv.length; i++) {
-        if (argv[i] === "--next-token") i++;
-        else if (!argv[i]?.startsWith("--next-token=")) kept.push(argv[i] as string);
-      }
-      const quoted = kept.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
-      process.stdout.write(
-        `\nnext page: edgectl job list ${[...quoted, "--next-token", res.nextToken].join(" ")}\n`,
-      );
+      process.stdout.write(`\nnext page: ${nextPageCommand("job list", argv, res.nextToken)}\n`);
     }
     return 0;
   } finally {
@@ -282,7 +274,8 @@ async function versions(argv: readonly string[]): Promise<number> {
           ]),
         ),
       );
-      if (res.nextToken) process.stdout.write(`\nnext page: --next-token ${res.nextToken}\n`);
+      if (res.nextToken)
+        process.stdout.write(`\nnext page: ${nextPageCommand("job versions", argv, res.nextToken)}\n`);
     }
     return 0;
   } finally {
