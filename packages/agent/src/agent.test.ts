@@ -27,7 +27,7 @@ import { type Bus, decode, encode, MemoryBroker, parseOutbound, subjects } from 
 import { createLogger } from "@edgeplane/core";
 import { waitFor } from "@edgeplane/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Agent, type AgentOptions, createAgent } from "./agent.js";
+import { type Agent, type AgentOptions, createAgent, MAX_RUN_ONCE_ATTEMPTS } from "./agent.js";
 import type { ExecutionContext, ExecutionHandle, Executor } from "./executor.js";
 import { loadState } from "./state-file.js";
 
@@ -105,7 +105,11 @@ class FakeControlPlane {
   }
 }
 
-/** An executor double: query/update/config finish after `config.run_ms`, pipelines run until stopped. */
+/**
+ * An executor double: query/update/config finish after `config.run_ms`, pipelines run until
+ * stopped. Attempts up to `config.fail_until_attempt` fail: run-once ones exit 1, pipelines end in
+ * `error` on their own after `run_ms`.
+ */
 function fakeExecutor(): Executor & { readonly started: string[]; readonly stopped: string[] } {
   const started: string[] = [];
   const stopped: string[] = [];
@@ -116,14 +120,25 @@ function fakeExecutor(): Executor & { readonly started: string[]; readonly stopp
     stopped,
     start(a: Assignment, ctx: ExecutionContext): ExecutionHandle {
       started.push(a.executionId);
-      const config = (a.config ?? {}) as { run_ms?: number; exit_code?: number; hang?: boolean };
+      const config = (a.config ?? {}) as {
+        run_ms?: number;
+        exit_code?: number;
+        hang?: boolean;
+        fail_until_attempt?: number;
+      };
+      const failing = ctx.attempt <= (config.fail_until_attempt ?? 0);
       let messages = 0;
       ctx.emit({ state: "running", health: { healthy: true } });
       ctx.log("INFO", "stdout", `hello from ${a.executionId}`);
       let timer: ReturnType<typeof setTimeout> | undefined;
-      if (a.type !== "pipeline" && !config.hang) {
+      if (a.type === "pipeline" && failing) {
+        timer = setTimeout(
+          () => ctx.emit({ state: "error", exception: "pipeline crashed" }),
+          config.run_ms ?? 10,
+        );
+      } else if (a.type !== "pipeline" && !config.hang) {
         timer = setTimeout(() => {
-          const code = config.exit_code ?? 0;
+          const code = failing ? 1 : (config.exit_code ?? 0);
           ctx.emit({
             state: code === 0 ? "finished" : "error",
             exitCode: code,
@@ -439,5 +454,183 @@ describe("agent protocol (in-process bus)", () => {
     await waitFor(() => a2.appliedRevision === 1);
     await a2.stop();
     await expect(startAgent(broker, { dataDir: dir, nodeId: "n2" })).rejects.toThrow(/belongs to node "n1"/);
+  });
+});
+
+describe("restart policy (retries of failed executions)", () => {
+  /** [state, attempt] of every event of execution `id`, in order. */
+  const transitions = (cp: FakeControlPlane, id: string): Array<[string, number]> =>
+    cp.events
+      .filter((e) => e.status?.executionId === id)
+      .map((e) => [e.status?.state ?? "", e.status?.attempt ?? 0]);
+  const settle = (ms = 100): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it("re-runs a failed run-once execution under on-failure (the default) up to 3 attempts, then stays in error", async () => {
+    const { broker, cp } = setup();
+    const dir = await tempDir();
+    const executor = fakeExecutor();
+    cp.set("n1", 1, [assignment("q1", "query", { config: { exit_code: 1 } })], false);
+    const agent = await startAgent(broker, { dataDir: dir, executors: [executor], retryBaseMs: 10 });
+    await waitFor(() => transitions(cp, "q1").length === 6, { message: "three attempts" });
+    await settle();
+    expect(MAX_RUN_ONCE_ATTEMPTS).toBe(3);
+    expect(executor.started).toEqual(["q1", "q1", "q1"]);
+    expect(transitions(cp, "q1")).toEqual([
+      ["running", 1],
+      ["error", 1],
+      ["running", 2],
+      ["error", 2],
+      ["running", 3],
+      ["error", 3],
+    ]);
+    const starts = cp.events
+      .filter((e) => e.status?.state === "running")
+      .map((e) => e.status?.startTime?.nanos);
+    expect(starts.every((t) => t !== undefined)).toBe(true);
+    expect(agent.executions()[0]).toMatchObject({ state: "error", attempt: 3, exitCode: 1 });
+    const state = await loadState(dir);
+    expect(state?.finished.get("q1")).toMatchObject({ state: "error", attempt: 3 });
+    expect(state?.attempts.get("q1")).toBe(3);
+    expect(state?.retries?.size).toBe(0);
+  });
+
+  it("does not re-run a failed execution whose restart policy is never", async () => {
+    const { broker, cp } = setup();
+    const executor = fakeExecutor();
+    cp.set(
+      "n1",
+      1,
+      [
+        assignment("q1", "query", { config: { exit_code: 1 }, restartPolicy: "never" }),
+        assignment("p1", "pipeline", { config: { fail_until_attempt: 1 }, restartPolicy: "never" }),
+      ],
+      false,
+    );
+    const agent = await startAgent(broker, { executors: [executor], retryBaseMs: 10 });
+    await waitFor(() => agent.executions().every((e) => e.state === "error"));
+    await settle();
+    expect(executor.started.sort()).toEqual(["p1", "q1"]);
+    expect(transitions(cp, "q1")).toEqual([
+      ["running", 1],
+      ["error", 1],
+    ]);
+    expect(transitions(cp, "p1")).toEqual([
+      ["running", 1],
+      ["error", 1],
+    ]);
+  });
+
+  it("re-runs failures under always, but never a run-once execution that finished", async () => {
+    const { broker, cp } = setup();
+    const executor = fakeExecutor();
+    cp.set(
+      "n1",
+      1,
+      [
+        assignment("q1", "query", { config: { fail_until_attempt: 1 }, restartPolicy: "always" }),
+        assignment("q2", "query", { restartPolicy: "always" }),
+      ],
+      false,
+    );
+    const agent = await startAgent(broker, { executors: [executor], retryBaseMs: 10 });
+    await waitFor(() => agent.executions().every((e) => e.state === "finished"));
+    await settle();
+    expect(transitions(cp, "q1")).toEqual([
+      ["running", 1],
+      ["error", 1],
+      ["running", 2],
+      ["finished", 2],
+    ]);
+    expect(transitions(cp, "q2")).toEqual([
+      ["running", 1],
+      ["finished", 1],
+    ]);
+  });
+
+  it("restarts a pipeline that ended in error on its own, with attempt + 1", async () => {
+    const { broker, cp } = setup();
+    const executor = fakeExecutor();
+    cp.set("n1", 1, [assignment("p1", "pipeline", { config: { fail_until_attempt: 2 } })], false);
+    const agent = await startAgent(broker, { executors: [executor], retryBaseMs: 10 });
+    await waitFor(() => transitions(cp, "p1").length === 5, { message: "two crashes and a restart" });
+    expect(transitions(cp, "p1")).toEqual([
+      ["running", 1],
+      ["error", 1],
+      ["running", 2],
+      ["error", 2],
+      ["running", 3],
+    ]);
+    expect(agent.executions()[0]).toMatchObject({ state: "running", attempt: 3 });
+    // Stopped by the control plane: canceled, not restarted.
+    cp.set("n1", 2, [assignment("p1", "pipeline", { desiredState: "stopped" })]);
+    await waitFor(() => agent.executions()[0]?.state === "canceled");
+    await settle();
+    expect(executor.started).toEqual(["p1", "p1", "p1"]);
+  });
+
+  it("cancels a pending retry when the control plane stops the execution", async () => {
+    const { broker, cp } = setup();
+    const executor = fakeExecutor();
+    const q = (desiredState: string): Assignment =>
+      assignment("q1", "query", { config: { exit_code: 1 }, desiredState });
+    cp.set("n1", 1, [q("running")], false);
+    const agent = await startAgent(broker, { executors: [executor], retryBaseMs: 60_000 });
+    await waitFor(() => agent.executions()[0]?.state === "error");
+    cp.set("n1", 2, [q("stopped")]);
+    await waitFor(() => agent.executions()[0]?.state === "canceled");
+    expect(agent.executions()[0]?.exception).toMatch(/canceled while waiting to run again after attempt 1/);
+    expect(executor.started).toEqual(["q1"]);
+    await waitFor(() => transitions(cp, "q1").at(-1)?.[0] === "canceled");
+  });
+
+  it("keeps retry state across an agent restart: a pending retry runs at once, a last failed attempt does not", async () => {
+    const { broker, cp } = setup();
+    const dir = await tempDir();
+    cp.set(
+      "n1",
+      1,
+      [
+        assignment("q1", "query", { config: { fail_until_attempt: 1 } }),
+        assignment("q2", "query", { config: { exit_code: 1 } }),
+      ],
+      false,
+    );
+    // First run: q2 uses up its 3 attempts (short backoff) and stays in error.
+    const first = fakeExecutor();
+    const a1 = await startAgent(broker, { dataDir: dir, executors: [first], retryBaseMs: 10 });
+    await waitFor(() => a1.executions().find((e) => e.executionId === "q2")?.attempt === 3);
+    await waitFor(() => a1.executions().every((e) => e.state !== "running"));
+    await a1.stop({ graceMs: 0 });
+    expect(first.started.filter((id) => id === "q2")).toHaveLength(3);
+
+    // Second run (same data dir): q3 fails once and its retry is left pending (long backoff).
+    cp.set(
+      "n1",
+      2,
+      [
+        assignment("q2", "query", { config: { exit_code: 1 } }),
+        assignment("q3", "query", { config: { fail_until_attempt: 1 } }),
+      ],
+      false,
+    );
+    const second = fakeExecutor();
+    const a2 = await startAgent(broker, { dataDir: dir, executors: [second], retryBaseMs: 60_000 });
+    await waitFor(() => a2.appliedRevision === 2);
+    await waitFor(() => a2.executions().find((e) => e.executionId === "q3")?.state === "error");
+    await waitFor(async () => (await loadState(dir))?.retries?.has("q3"), { message: "retry persisted" });
+    await a2.stop({ graceMs: 0 });
+    expect(second.started).toEqual(["q3"]);
+
+    cp.close(); // restart offline: resumes from the data dir alone
+    const third = fakeExecutor();
+    const a3 = await startAgent(broker, { dataDir: dir, executors: [third], retryBaseMs: 60_000 });
+    const byId = () => Object.fromEntries(a3.executions().map((e) => [e.executionId, e]));
+    await waitFor(() => byId().q3?.state === "finished", { message: "pending retry ran at once" });
+    expect(third.started).toEqual(["q3"]);
+    expect(byId().q3).toMatchObject({ state: "finished", attempt: 2 });
+    expect(byId().q2).toMatchObject({ state: "error", attempt: 3 });
+    const state = await loadState(dir);
+    expect(state?.retries?.size).toBe(0);
+    expect(state?.finished.get("q3")).toMatchObject({ state: "finished", attempt: 2 });
   });
 });

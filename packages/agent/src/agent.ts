@@ -122,7 +122,26 @@ export interface AgentOptions {
   readonly random?: () => number;
   /** Facts behind the discovered labels (default: this machine). */
   readonly host?: HostFacts;
+  /**
+   * Backoff before re-running a failed execution under restart policy `on-failure` / `always`:
+   * the retry after attempt n waits between half and all of `retryBaseMs × 2^(n-1)`, capped at
+   * {@link RETRY_MAX_MS} (default 1000 ms; tests make it short).
+   */
+  readonly retryBaseMs?: number;
 }
+
+/**
+ * Attempts a run-once execution (query, update, config) gets under restart policy `on-failure` or
+ * `always`, counting the first: after a failed third attempt it stays failed. Matches the control
+ * plane's `maxAttempts` default (packages/control-plane/src/executions/completion.ts), which
+ * judges a run-once failure final at `attempt >= maxAttempts`.
+ */
+export const MAX_RUN_ONCE_ATTEMPTS = 3;
+
+/** The longest backoff before re-running a failed execution (run-once or long-running). */
+export const RETRY_MAX_MS = 30_000;
+
+const DEFAULT_RETRY_BASE_MS = 1000;
 
 /** Options of {@link Agent.stop}. */
 export interface AgentStopOptions {
@@ -223,6 +242,10 @@ interface Held {
   stopReason: StopReason | undefined;
   stopping: Promise<void> | undefined;
   timeout: ReturnType<typeof setTimeout> | undefined;
+  /** The pending retry of a failed attempt (phase `retrying`). */
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The current attempt failed in a way another attempt cannot fix (no executor for its type). */
+  noRetry: boolean;
   /** Resolves when the current attempt is no longer active. */
   settled: Deferred;
 }
@@ -259,6 +282,8 @@ class NodeAgent implements Agent {
   #assignments: readonly Assignment[] = [];
   #finished = new Map<string, ExecutionStatus>();
   #attempts = new Map<string, number>();
+  /** Executions waiting for their next attempt, with the time the retry is due. */
+  #retries = new Map<string, number>();
 
   #serialTail: Promise<void> = Promise.resolve();
   #bus: Bus | undefined;
@@ -374,6 +399,7 @@ class NodeAgent implements Agent {
       }),
     );
     await this.#serialTail; // final statuses of run-once executions that finished in the grace time
+    for (const h of this.#held.values()) this.#pauseRetry(h); // (retries no longer start: stopping)
     clearTimeout(this.#heartbeatTimer);
     this.#logs.close();
     this.#sendHeartbeat();
@@ -405,6 +431,7 @@ class NodeAgent implements Agent {
       assignments: this.#assignments,
       finished: this.#finished,
       attempts: this.#attempts,
+      retries: this.#retries,
     };
   }
 
@@ -426,6 +453,9 @@ class NodeAgent implements Agent {
     this.#assignments = state.assignments;
     this.#finished = new Map(state.finished);
     this.#attempts = new Map(state.attempts);
+    // A retry that was pending starts at once (below, as attempt + 1) like interrupted work.
+    const pendingRetries = state.retries?.size ?? 0;
+    this.#retries = new Map();
     const toStart: Held[] = [];
     for (const a of state.assignments) {
       const h = this.#newHeld(a);
@@ -456,12 +486,15 @@ class NodeAgent implements Agent {
       }
     }
     for (const h of toStart) this.#bumpAttempt(h);
-    if (toStart.length > 0 || this.#finished.size !== state.finished.size) await this.#save();
+    if (toStart.length > 0 || this.#finished.size !== state.finished.size || pendingRetries > 0) {
+      await this.#save();
+    }
     this.#log.info("restored applied state", {
       revision: this.#revision,
       assignments: state.assignments.length,
       finished: this.#finished.size,
       restarting: toStart.length,
+      pending_retries: pendingRetries,
     });
     for (const h of toStart) await this.#startExecution(h);
   }
@@ -666,6 +699,8 @@ class NodeAgent implements Agent {
     for (const id of plan.pruneFinished) finished.delete(id);
     const attempts = new Map(this.#attempts);
     for (const id of [...plan.remove, ...plan.pruneFinished]) if (!byId.has(id)) attempts.delete(id);
+    const retries = new Map(this.#retries);
+    for (const id of [...plan.stop, ...plan.remove]) retries.delete(id);
     const starting = plan.start.map((a) => a.executionId);
     for (const id of starting) attempts.set(id, (attempts.get(id) ?? 0) + 1);
     const cancelled = plan.cancelUnstarted.map((a) => this.#newHeld(a));
@@ -673,11 +708,19 @@ class NodeAgent implements Agent {
       this.#markNotRun(h, "canceled", "");
       if (runModeOf(h.assignment.type) === "run-once") finished.set(h.assignment.executionId, h.status);
     }
-    await this.#save({ nodeId: this.nodeId, appliedRevision: revision, assignments, finished, attempts });
+    await this.#save({
+      nodeId: this.nodeId,
+      appliedRevision: revision,
+      assignments,
+      finished,
+      attempts,
+      retries,
+    });
     this.#revision = revision;
     this.#assignments = assignments;
     this.#finished = finished;
     this.#attempts = attempts;
+    this.#retries = retries;
 
     for (const [id, a] of byId) {
       const h = this.#held.get(id);
@@ -687,6 +730,8 @@ class NodeAgent implements Agent {
       plan.stop.map((id) => this.#held.get(id)).map((h) => h && this.#stopExecution(h, "canceled")),
     );
     for (const id of plan.remove) {
+      const gone = this.#held.get(id);
+      if (gone) clearTimeout(gone.retryTimer);
       this.#held.delete(id);
       this.#logs.forget(id);
       await rm(this.#executionDir(id), { recursive: true, force: true }).catch(() => {});
@@ -734,6 +779,8 @@ class NodeAgent implements Agent {
       stopReason: undefined,
       stopping: undefined,
       timeout: undefined,
+      retryTimer: undefined,
+      noRetry: false,
       settled: deferred(),
     };
   }
@@ -779,10 +826,13 @@ class NodeAgent implements Agent {
   async #startExecution(h: Held): Promise<void> {
     const a = h.assignment;
     const attempt = h.attempt;
+    clearTimeout(h.retryTimer);
+    h.retryTimer = undefined;
     h.phase = "active";
     h.stopReason = undefined;
     h.stopping = undefined;
     h.handle = undefined;
+    h.noRetry = false;
     h.settled = deferred();
     h.status = create(ExecutionStatusSchema, {
       executionId: a.executionId,
@@ -793,6 +843,7 @@ class NodeAgent implements Agent {
     });
     const executor = this.#executorFor(a.type);
     if (!executor) {
+      h.noRetry = true; // agent.yaml does not change while the agent runs
       this.#report(h, attempt, { state: "error", exception: this.#noExecutorMessage(a.type) });
       return;
     }
@@ -901,6 +952,10 @@ class NodeAgent implements Agent {
     h.phase = reason === "canceled" ? "canceled" : "ended";
     clearTimeout(h.timeout);
     h.settled.resolve();
+    if (this.#retryAllowed(h, state, reason)) {
+      this.#scheduleRetry(h, update);
+      return;
+    }
     if (runModeOf(h.assignment.type) !== "run-once") {
       this.#publishEvent(h, update);
       return;
@@ -920,6 +975,10 @@ class NodeAgent implements Agent {
 
   /** Stops the current attempt because the control plane asked, or it timed out. */
   #stopExecution(h: Held, reason: "canceled" | "timed_out"): Promise<void> {
+    if (h.phase === "retrying" && reason === "canceled") {
+      this.#cancelRetry(h);
+      return Promise.resolve();
+    }
     if (h.phase !== "active") return Promise.resolve();
     if (h.stopping) return h.stopping;
     const attempt = h.attempt;
@@ -939,9 +998,116 @@ class NodeAgent implements Agent {
         }
       }
       this.#report(h, attempt, { state: STOP_STATE[reason] });
-      h.handle = undefined;
+      if (h.attempt === attempt) h.handle = undefined; // (a retry may have started meanwhile)
     })();
     return h.stopping;
+  }
+
+  /**
+   * Whether the attempt of `h` that just ended in `state` runs again under its restart policy
+   * (`on-failure`, the default, or `always`; never under `never`):
+   * - run-once: after `error` or `timed_out`, while it has had fewer than
+   *   {@link MAX_RUN_ONCE_ATTEMPTS} attempts; `finished` is never re-run, not even under `always`;
+   * - long-running: after `error` it ended in on its own, without an attempt cap.
+   * Canceled work, work stopped with the agent, and work with no executor are never retried.
+   */
+  #retryAllowed(h: Held, state: ExecutionState, reason: StopReason | undefined): boolean {
+    if (reason === "canceled" || reason === "agent_stopping" || h.noRetry) return false;
+    if ((h.assignment.restartPolicy || "on-failure") === "never") return false;
+    const mode = runModeOf(h.assignment.type);
+    if (mode === "run-once") {
+      return (state === "error" || state === "timed_out") && h.attempt < MAX_RUN_ONCE_ATTEMPTS;
+    }
+    return mode === "long-running" && state === "error" && reason === undefined;
+  }
+
+  /**
+   * Reports the failure of the current attempt of `h`, persists that a retry is pending, and
+   * starts the next attempt after a jittered exponential backoff (unless the agent stops first:
+   * then the restarted agent runs it at once).
+   */
+  #scheduleRetry(h: Held, update: ExecutionUpdate): void {
+    const id = h.assignment.executionId;
+    const attempt = h.attempt;
+    const delay = backoffDelay(
+      attempt - 1,
+      { baseMs: this.#o.retryBaseMs ?? DEFAULT_RETRY_BASE_MS, maxMs: RETRY_MAX_MS },
+      this.#random,
+    );
+    h.phase = "retrying";
+    this.#publishEvent(h, update);
+    this.#log.info("execution failed; runs again after a backoff", {
+      id,
+      state: h.status.state,
+      attempt,
+      next_attempt: attempt + 1,
+      retry_in_ms: delay,
+    });
+    void this.#serial(async () => {
+      if (this.#held.get(id) !== h || h.phase !== "retrying" || h.attempt !== attempt) return;
+      this.#retries.set(id, this.#clock.now() + delay);
+      await this.#save();
+      if (this.#stopping || h.phase !== "retrying" || h.attempt !== attempt) return;
+      h.retryTimer = setTimeout(() => void this.#retry(h, attempt), delay);
+    }).catch((err: unknown) => {
+      this.#log.error("could not persist a pending retry; retrying anyway", { id, err });
+      if (!this.#stopping && h.phase === "retrying" && h.attempt === attempt && !h.retryTimer) {
+        h.retryTimer = setTimeout(() => void this.#retry(h, attempt), delay);
+      }
+    });
+  }
+
+  /** Starts the attempt after `failed` of `h`, if it still waits for it. */
+  #retry(h: Held, failed: number): Promise<void> {
+    const id = h.assignment.executionId;
+    return this.#serial(async () => {
+      h.retryTimer = undefined;
+      if (h.stopping) await h.stopping; // the failed attempt's executor winds down first
+      if (this.#stopping || this.#held.get(id) !== h || h.phase !== "retrying" || h.attempt !== failed)
+        return;
+      this.#retries.delete(id);
+      this.#bumpAttempt(h);
+      try {
+        await this.#save();
+      } catch (err) {
+        this.#log.error("could not persist a retry's attempt number; runs it anyway", { id, err });
+      }
+      await this.#startExecution(h);
+      this.#heartbeatSoon();
+    }).catch((err: unknown) => this.#log.error("could not start a retry", { id, err }));
+  }
+
+  /** Ends the wait of a failed execution for its retry because the control plane canceled it. */
+  #cancelRetry(h: Held): void {
+    clearTimeout(h.retryTimer);
+    h.retryTimer = undefined;
+    const id = h.assignment.executionId;
+    const failed = h.status.state;
+    this.#retries.delete(id); // persisted with the apply that canceled it
+    h.status.state = "canceled";
+    h.status.exception = `canceled while waiting to run again after attempt ${h.attempt} ended in ${failed}${h.status.exception ? `: ${h.status.exception}` : ""}`;
+    h.status.finishTime = timestampFromMs(this.#clock.now());
+    h.phase = "canceled";
+    if (runModeOf(h.assignment.type) !== "run-once") {
+      this.#publishEvent(h);
+      return;
+    }
+    const final = clone(ExecutionStatusSchema, h.status);
+    void this.#serial(async () => {
+      if (this.#held.get(id) !== h) return;
+      this.#finished.set(id, final);
+      await this.#save();
+    })
+      .catch((err: unknown) => this.#log.error("could not persist a final execution status", { id, err }))
+      .then(() => this.#publishEvent(h, undefined, final));
+  }
+
+  /** At shutdown: a pending retry stays pending (persisted); the restarted agent runs it at once. */
+  #pauseRetry(h: Held): void {
+    if (h.phase !== "retrying") return;
+    clearTimeout(h.retryTimer);
+    h.retryTimer = undefined;
+    h.status.exception = `${h.status.exception ? `${h.status.exception}; ` : ""}runs again (attempt ${h.attempt + 1}) when the agent restarts`;
   }
 
   /** Stops an execution because the agent stops: it resumes (or re-runs) when the agent restarts. */

@@ -40,7 +40,8 @@ export type DesiredExecutionState = (typeof DESIRED_STATES)[number];
  * How the agent runs a job type:
  * - long-running: runs until stopped; restarted when the agent restarts (pipelines);
  * - run-once: runs to completion once; its final status is persisted so that it is never run
- *   again, even across agent restarts (queries, updates, config pushes).
+ *   again, even across agent restarts (queries, updates, config pushes). A failed attempt is
+ *   first retried per `restart_policy`, up to `MAX_RUN_ONCE_ATTEMPTS` (agent.ts).
  */
 export type RunMode = "long-running" | "run-once";
 

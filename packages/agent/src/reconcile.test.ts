@@ -73,6 +73,18 @@ describe("planApply", () => {
     );
   });
 
+  it("plans an execution waiting to retry like an active one: kept, or stopped when no longer wanted", () => {
+    const retrying = held({
+      q1: { phase: "retrying", type: "query" },
+      p: { phase: "retrying", type: "pipeline" },
+    });
+    const keep = planApply(retrying, new Set(), [a("q1", "query"), a("p")]);
+    expect([ids(keep.start), keep.stop, keep.remove]).toEqual([[], [], []]);
+    const stop = planApply(retrying, new Set(), [a("q1", "query", "stopped")]);
+    expect(stop.stop).toEqual(["q1", "p"]);
+    expect(stop.remove).toEqual(["p"]);
+  });
+
   it("takes the first of duplicated execution ids", () => {
     const plan = planApply(new Map(), new Set(), [a("e1"), a("e1", "pipeline", "stopped")]);
     expect(ids(plan.start)).toEqual(["e1"]);

@@ -23,9 +23,11 @@ export function judgeRevision(incoming: number, applied: number): RevisionVerdic
  * How the agent holds an execution, as far as planning is concerned:
  * - active: the executor runs it (or is starting it);
  * - canceled: stopped because the control plane asked (may run again if asked, when long-running);
- * - ended: over on its own (finished, error, timed out), or stopped with the agent.
+ * - ended: over on its own (finished, error, timed out), or stopped with the agent;
+ * - retrying: its attempt failed and the next one starts after a backoff (restart policy
+ *   `on-failure` / `always`); planned like `active` (a cancel or removal ends the wait).
  */
-export type HeldPhase = "active" | "canceled" | "ended";
+export type HeldPhase = "active" | "canceled" | "ended" | "retrying";
 
 /** One held execution, as the planner sees it. */
 export interface HeldSummary {
@@ -64,7 +66,7 @@ export interface ApplyPlan {
  * |---|---|---|---|
  * | (none, not finished) | start | cancelUnstarted | — |
  * | (none, finished run-once) | keep | keep | pruneFinished |
- * | active | keep | stop | stop + remove |
+ * | active or retrying | keep | stop | stop + remove |
  * | canceled | start if long-running | keep | remove |
  * | ended | keep | keep | remove |
  */
@@ -90,12 +92,13 @@ export function planApply(
       else cancelUnstarted.push(a);
       continue;
     }
-    if (h.phase === "active" && !running) stop.push(a.executionId);
+    const live = h.phase === "active" || h.phase === "retrying";
+    if (live && !running) stop.push(a.executionId);
     else if (h.phase === "canceled" && running && runModeOf(a.type) === "long-running") start.push(a);
   }
   for (const [id, h] of held) {
     if (wanted.has(id)) continue;
-    if (h.phase === "active") stop.push(id);
+    if (h.phase === "active" || h.phase === "retrying") stop.push(id);
     remove.push(id);
   }
   for (const id of finished) if (!wanted.has(id)) pruneFinished.push(id);

@@ -43,7 +43,11 @@ const state: PersistedState = {
       }),
     ],
   ]),
-  attempts: new Map([["exe-1", 1]]),
+  attempts: new Map([
+    ["exe-1", 1],
+    ["exe-2", 2],
+  ]),
+  retries: new Map([["exe-2", Date.UTC(2026, 0, 1, 0, 0, 4)]]),
 };
 
 describe("state file", () => {
@@ -57,9 +61,15 @@ describe("state file", () => {
     expect(back?.assignments[0]?.timeouts?.executionTimeout).toBe(30);
     expect(back?.finished.get("exe-1")?.exitCode).toBe(0);
     expect(back?.attempts.get("exe-1")).toBe(1);
+    expect(back?.retries?.get("exe-2")).toBe(Date.UTC(2026, 0, 1, 0, 0, 4));
     expect((await stat(stateFilePath(dir))).mode & 0o777).toBe(0o600);
     const json = JSON.parse(await readFile(stateFilePath(dir), "utf8"));
-    expect(json).toMatchObject({ format: 1, node_id: "n1", applied_revision: 7 });
+    expect(json).toMatchObject({
+      format: 1,
+      node_id: "n1",
+      applied_revision: 7,
+      retries: { "exe-2": "2026-01-01T00:00:04.000Z" },
+    });
     expect(await readdir(dir)).toEqual(["state.json"]); // no temp files left behind
   });
 

@@ -39,6 +39,12 @@ export interface PersistedState {
   readonly finished: ReadonlyMap<string, ExecutionStatus>;
   /** How often each execution was started on this node (a run-once one with no final status was interrupted). */
   readonly attempts: ReadonlyMap<string, number>;
+  /**
+   * Executions that failed and wait for their next attempt (restart policy `on-failure` or
+   * `always`), with the time (ms since the epoch) the retry was due. A restart starts them at once
+   * as attempt + 1. Absent in files of older agents (none pending).
+   */
+  readonly retries?: ReadonlyMap<string, number>;
 }
 
 /** The path of the state file under `dataDir`. */
@@ -59,6 +65,9 @@ export function encodeState(state: PersistedState, savedAtMs: number): string {
     assignments: state.assignments.map((a) => toJson(AssignmentSchema, a, JSON_OPTIONS)),
     finished,
     attempts: Object.fromEntries(state.attempts),
+    retries: Object.fromEntries(
+      [...(state.retries ?? [])].map(([id, ms]) => [id, new Date(ms).toISOString()] as const),
+    ),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
@@ -100,7 +109,12 @@ export function decodeState(text: string, file: string): PersistedState {
     for (const [id, n] of Object.entries((d.attempts ?? {}) as Record<string, unknown>)) {
       if (typeof n === "number" && Number.isInteger(n) && n >= 0) attempts.set(id, n);
     }
-    return { nodeId: d.node_id, appliedRevision: revision, assignments, finished, attempts };
+    const retries = new Map<string, number>();
+    for (const [id, at] of Object.entries((d.retries ?? {}) as Record<string, unknown>)) {
+      const ms = typeof at === "string" ? Date.parse(at) : Number.NaN;
+      if (Number.isFinite(ms)) retries.set(id, ms);
+    }
+    return { nodeId: d.node_id, appliedRevision: revision, assignments, finished, attempts, retries };
   } catch (err) {
     throw bad(`holds an invalid assignment or status (${(err as Error).message})`, err);
   }
