@@ -4,7 +4,7 @@
  * control plane on the memory store, and local agents whose labels make the examples/ jobs
  * select something. State lives in a temp dir and is gone on exit.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, EdgeplaneError } from "@edgeplane/core";
@@ -72,6 +72,8 @@ export async function dev(argv: readonly string[]): Promise<number> {
     import("@edgeplane/bus"),
   ]);
   const dir = mkdtempSync(join(tmpdir(), "edgeplane-dev-"));
+  // The config executor writes only under an existing root_dir.
+  mkdirSync(join(dir, "config"));
   const cleanups: Array<() => Promise<void>> = [async () => rmSync(dir, { recursive: true, force: true })];
   try {
     let natsUrl = values.nats;
