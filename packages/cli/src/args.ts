@@ -28,3 +28,11 @@ export function parseFlags<F extends Flags>(
 export function serverAddress(flag: string | undefined): string {
   return flag ?? process.env.EDGEPLANE_SERVER ?? "127.0.0.1:50051";
 }
+
+/** A non-negative integer flag (`--limit 50`); undefined when absent, invalid_argument otherwise. */
+export function intFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new EdgeplaneError("invalid_argument", `--${name}: must be a non-negative integer`);
+  return Number(value);
+}

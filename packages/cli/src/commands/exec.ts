@@ -12,7 +12,7 @@ import {
   type LogLine,
 } from "@edgeplane/api";
 import { EdgeplaneError, fromGrpcStatus } from "@edgeplane/core";
-import { parseFlags, serverAddress } from "../args.js";
+import { intFlag, parseFlags, serverAddress } from "../args.js";
 import { ago, nextPageCommand, outputFormat, printData, table } from "../output.js";
 
 export const execHelp = `Usage: edgectl exec <command> [flags]
@@ -90,13 +90,6 @@ function requireId(command: string, positionals: string[], what = "execution id"
   const id = positionals[0];
   if (!id) throw new EdgeplaneError("invalid_argument", `edgectl exec ${command}: give the ${what}`);
   return id;
-}
-
-function intFlag(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new EdgeplaneError("invalid_argument", `--${name}: must be a non-negative integer`);
-  return Number(value);
 }
 
 /** Runs `edgectl exec <command>`; resolves the exit code. */

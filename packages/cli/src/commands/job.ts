@@ -16,7 +16,7 @@ import {
 import { EdgeplaneError, fromGrpcStatus, validateJobSpec } from "@edgeplane/core";
 import { parseSelector } from "@edgeplane/selector";
 import { parse as parseYaml } from "yaml";
-import { parseFlags, serverAddress } from "../args.js";
+import { intFlag, parseFlags, serverAddress } from "../args.js";
 import { ago, nextPageCommand, outputFormat, printData, table } from "../output.js";
 
 export const jobHelp = `Usage: edgectl job <command> [flags]
@@ -78,13 +78,6 @@ function requireId(command: string, positionals: string[]): string {
   const id = positionals[0];
   if (!id) throw new EdgeplaneError("invalid_argument", `edgectl job ${command}: give the job id (or name)`);
   return id;
-}
-
-function intFlag(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new EdgeplaneError("invalid_argument", `--${name}: must be a non-negative integer`);
-  return Number(value);
 }
 
 type JobJson = {
