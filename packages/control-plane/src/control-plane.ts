@@ -3,7 +3,6 @@
  * options, starts them in order and stops them in reverse (`stop({ graceMs })`: stop accepting,
  * drain, close connections).
  */
-import { randomBytes } from "node:crypto";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Health as HealthService, JobService, SystemService } from "@edgeplane/api";
@@ -29,6 +28,7 @@ import {
   type DesiredStateStore,
   type JobStore,
   type NodeStore,
+  sharedSecret,
 } from "@edgeplane/store";
 import { Redis } from "ioredis";
 import { startDeploymentServices } from "./deployments/index.js";
@@ -141,18 +141,6 @@ function validateStore(store: string): "memory" | URL {
   return url;
 }
 
-/**
- * The page-token secret shared by every replica: created once (SET NX) and kept in Redis, so a
- * token issued by one replica opens on another and survives restarts.
- */
-async function sharedSecret(redis: Redis, prefix: string): Promise<string> {
-  const key = `${prefix}:secret:page-tokens`;
-  await redis.set(key, randomBytes(32).toString("base64url"), "NX");
-  const secret = await redis.get(key);
-  if (!secret) throw new EdgeplaneError("unavailable", "could not read the page-token secret from Redis");
-  return secret;
-}
-
 /** Builds and starts a control plane. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.logger ?? createLogger({ component: "control-plane" });
@@ -196,7 +184,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       jobStore = createRedisJobStore({ redis: client, prefix: options.redisPrefix });
       nodeStore = createRedisNodeStore({ redis: client, prefix: options.redisPrefix });
       desiredStore = createRedisDesiredStateStore({ redis: client, prefix: options.redisPrefix });
-      tokenSecret ??= await sharedSecret(client, options.redisPrefix ?? "ep");
+      // Every replica signs page tokens with the same key, kept in Redis.
+      tokenSecret ??= await sharedSecret(client, "page-tokens", options.redisPrefix);
       health.addProbe("redis", async () => {
         await client.ping();
       });

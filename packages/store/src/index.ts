@@ -33,6 +33,7 @@ export type { IndexKind, JobStoreKeys } from "./redis/keys.js";
 export { DEFAULT_PREFIX, jobStoreKeys } from "./redis/keys.js";
 export type { RedisJobStore, RedisJobStoreOptions } from "./redis/redis-store.js";
 export { createRedisJobStore } from "./redis/redis-store.js";
+export { sharedSecret } from "./redis/secret.js";
 export {
   canonicalJson,
   DEFAULT_MAX_VERSIONS,

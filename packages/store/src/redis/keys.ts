@@ -14,6 +14,7 @@
  * | `ep:jobs:ns`                            | set    | namespaces that ever had a job (for namespace "*")      |
  * | `ep:jobs:idx:<ns>:<state>:<type>:<ix>`  | zset   | one index partition; `<ix>` is created, updated or name |
  * | `ep:idem:<key>`                         | string | idempotency outcome `<id>\|<changed>\|<created>`, 24 h  |
+ * | `ep:secret:<name>`                      | string | a secret every replica shares (`page-tokens`)           |
  *
  * Index partitions are lexicographic sorted sets (every score 0), so that a position is one
  * member string and "strictly after a cursor" is one `ZRANGEBYLEX key (member + LIMIT 0 n`,
@@ -47,6 +48,8 @@ export interface JobStoreKeys {
   readonly namespaces: string;
   /** String: the outcome of the put that used this idempotency key. */
   idempotency(key: string): string;
+  /** String: a secret shared by every replica (`page-tokens`: the HMAC key of page tokens). */
+  secret(name: string): string;
   /** Sorted set: one index partition. */
   index(namespace: string, state: JobStateType, type: JobType, kind: IndexKind): string;
 }
@@ -60,6 +63,7 @@ export function jobStoreKeys(prefix: string = DEFAULT_PREFIX): JobStoreKeys {
     events: `${prefix}jobs:events`,
     namespaces: `${prefix}jobs:ns`,
     idempotency: (key) => `${prefix}idem:${key}`,
+    secret: (name) => `${prefix}secret:${name}`,
     index: (namespace, state, type, kind) => `${prefix}jobs:idx:${namespace}:${state}:${type}:${kind}`,
   };
 }
