@@ -11,25 +11,8 @@ import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { pipelineConfig, RealFleet } from "./support/agents.js";
+import { deploymentApi, type Json } from "./support/deployments.js";
 import { dropPrefix, type Stack, startStack } from "./support/stack.js";
-
-type Json = Record<string, unknown>;
-interface DeploymentJson {
-  id: string;
-  state: string;
-  job_version: number;
-  next_steps: string[];
-  rollback_deployment_id: string;
-  counters: {
-    targets: number;
-    waves: number;
-    updated: number;
-    healthy: number;
-    failed: number;
-    canaries: number;
-  };
-  events: Array<{ kind: string; reason: string; nodes: string[]; details: Record<string, string> }>;
-}
 
 const NODES = Array.from({ length: 20 }, (_, i) => `e2e-${String(i + 1).padStart(2, "0")}`);
 let nats: NatsServer;
@@ -79,37 +62,10 @@ function spec(name: string, deployment: Json, extra: Json = {}): Json {
   };
 }
 
-async function submit(body: Json): Promise<{ id: string; version: number }> {
-  const res = await stack.api("POST", "/api/v1/jobs", body);
-  expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
-  const job = res.body.job as { id: string; status: { version: number } };
-  return { id: job.id, version: job.status.version };
-}
-
-async function get(id: string): Promise<DeploymentJson> {
-  const res = await stack.api("GET", `/api/v1/deployments/${id}`);
-  return res.body.deployment as DeploymentJson;
-}
-
-async function deploymentOf(jobId: string, version: number): Promise<DeploymentJson> {
-  return waitFor(
-    async () => {
-      const res = await stack.api("GET", `/api/v1/deployments?job_id=${jobId}`);
-      return (res.body.items as DeploymentJson[]).find((d) => d.job_version === version);
-    },
-    { timeoutMs: 10_000, message: `the deployment of version ${version}` },
-  );
-}
-
-async function until(id: string, states: string[], timeoutMs = 40_000): Promise<DeploymentJson> {
-  return waitFor(
-    async () => {
-      const d = await get(id);
-      return states.includes(d.state) ? d : undefined;
-    },
-    { timeoutMs, intervalMs: 100, message: `deployment ${id} to become ${states.join(" or ")}` },
-  );
-}
+const { submit, get, deploymentOf, until } = deploymentApi(() => stack, {
+  untilTimeoutMs: 40_000,
+  intervalMs: 100,
+});
 
 async function jobStatus(id: string) {
   const res = await stack.api("GET", `/api/v1/jobs/${id}`);

@@ -9,33 +9,9 @@
 import { randomUUID } from "node:crypto";
 import { type NatsServer, startNats, waitFor } from "@edgeplane/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type DeploymentJson, deploymentApi, type Json } from "../e2e/support/deployments.js";
 import { SimFleet } from "../e2e/support/fleet.js";
 import { dropPrefix, type Stack, startStack } from "../e2e/support/stack.js";
-
-type Json = Record<string, unknown>;
-interface DeploymentJson {
-  id: string;
-  state: string;
-  job_version: number;
-  strategy: string;
-  progress: number;
-  next_steps: string[];
-  message: string;
-  is_rollback: boolean;
-  rollback_deployment_id: string;
-  rollback_of_deployment_id: string;
-  counters: {
-    targets: number;
-    waves: number;
-    current_wave: number;
-    updated: number;
-    healthy: number;
-    unhealthy: number;
-    failed: number;
-    canaries: number;
-  };
-  events: Array<{ kind: string; reason: string; nodes: string[]; details: Record<string, string> }>;
-}
 
 let nats: NatsServer;
 let stack: Stack;
@@ -85,38 +61,12 @@ function spec(extra: Json = {}, deployment: Json = {}): Json {
   };
 }
 
-async function submit(body: Json): Promise<{ id: string; version: number }> {
-  const res = await stack.api("POST", "/api/v1/jobs", body);
-  expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
-  const job = res.body.job as { id: string; status: { version: number } };
-  return { id: job.id, version: job.status.version };
-}
-
-async function deployment(id: string): Promise<DeploymentJson> {
-  const res = await stack.api("GET", `/api/v1/deployments/${id}`);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.deployment as DeploymentJson;
-}
-
-async function deploymentOfVersion(jobId: string, version: number): Promise<DeploymentJson> {
-  return waitFor(
-    async () => {
-      const res = await stack.api("GET", `/api/v1/deployments?job_id=${jobId}`);
-      return (res.body.items as DeploymentJson[]).find((d) => d.job_version === version);
-    },
-    { timeoutMs: 10_000, message: `the deployment of version ${version}` },
-  );
-}
-
-async function untilState(id: string, states: string[], timeoutMs = 20_000): Promise<DeploymentJson> {
-  return waitFor(
-    async () => {
-      const d = await deployment(id);
-      return states.includes(d.state) ? d : undefined;
-    },
-    { timeoutMs, intervalMs: 50, message: `deployment ${id} to become ${states.join("|")}` },
-  );
-}
+const {
+  submit,
+  get: deployment,
+  deploymentOf: deploymentOfVersion,
+  until: untilState,
+} = deploymentApi(() => stack, { untilTimeoutMs: 20_000, intervalMs: 50 });
 
 describe("rollouts on real Redis and NATS", () => {
   let jobId = "";
