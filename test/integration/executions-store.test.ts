@@ -12,6 +12,7 @@ import {
   sampleReport,
 } from "../../packages/store/src/executions/conformance/execution-store-suite.js";
 import { createRedisExecutionStore, createRedisLogStore } from "../../packages/store/src/executions/redis.js";
+import { dropPrefix } from "../support/redis.js";
 
 let redis: Redis;
 
@@ -22,11 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.quit();
 });
-
-async function dropPrefix(prefix: string): Promise<void> {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-}
 
 describeExecutionStoreConformance(
   "redis",
@@ -45,7 +41,7 @@ describeExecutionStoreConformance(
       ...open(),
       reopen: async () => open(),
       close: async () => {
-        await dropPrefix(prefix);
+        await dropPrefix(redis, prefix);
         await Promise.all(clients.map((c) => c.quit()));
       },
     };
@@ -80,7 +76,7 @@ describe("Redis execution stores", () => {
       expect(await redis.zscore(`${prefix}exec:archived`, "e1")).toBe("5");
       expect(await redis.sismember(`${prefix}exec:node:n1`, "e1")).toBe(0);
     } finally {
-      await dropPrefix(prefix);
+      await dropPrefix(redis, prefix);
     }
   });
 });

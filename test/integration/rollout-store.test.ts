@@ -15,6 +15,7 @@ import {
   createRedisLeaderLease,
   createRedisNodeVersionStore,
 } from "../../packages/store/src/deployments/redis.js";
+import { dropPrefix } from "../support/redis.js";
 
 let redis: Redis;
 
@@ -25,11 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.quit();
 });
-
-async function dropPrefix(prefix: string): Promise<void> {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-}
 
 describeDeploymentStoreConformance("redis", async () => {
   const prefix = `t${randomUUID().slice(0, 8)}:`;
@@ -43,7 +39,7 @@ describeDeploymentStoreConformance("redis", async () => {
       await client.del(lease.keys.lease);
     },
     close: async () => {
-      await dropPrefix(prefix);
+      await dropPrefix(redis, prefix);
       await client.quit();
     },
   };
@@ -72,6 +68,6 @@ describe("Redis deployment stores", () => {
         `${prefix}leader:epoch`,
       ].sort(),
     );
-    await dropPrefix(prefix);
+    await dropPrefix(redis, prefix);
   });
 });

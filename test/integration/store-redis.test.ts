@@ -35,6 +35,7 @@ import { startRedis, waitFor } from "@edgeplane/testkit";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { dropPrefix } from "../support/redis.js";
 
 const redisUrl = inject("redisUrl");
 const client = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
@@ -44,14 +45,6 @@ afterAll(() => client.quit());
 const randomPrefix = (): string => `t:${randomBytes(6).toString("hex")}:`;
 
 /** Deletes every key under `prefix`. */
-async function dropPrefix(prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await client.unlink(...keys);
-  } while (cursor !== "0");
-}
 
 async function keysOf(prefix: string): Promise<string[]> {
   const found: string[] = [];
@@ -73,7 +66,7 @@ describeJobStoreConformance(
       store,
       cleanup: async () => {
         await store.close();
-        await dropPrefix(prefix);
+        await dropPrefix(client, prefix);
       },
     };
   },
@@ -88,7 +81,7 @@ describe("Redis job store", () => {
   function newStore(options: { eventsMaxLen?: number } = {}): RedisJobStore {
     const prefix = randomPrefix();
     const store = createRedisJobStore({ redis: client, prefix, ...options });
-    cleanups.push(() => dropPrefix(prefix));
+    cleanups.push(() => dropPrefix(client, prefix));
     return store;
   }
 
@@ -274,7 +267,7 @@ describe("Redis job store", () => {
 
   it("connects from a URL and closes what it opened", async () => {
     const prefix = randomPrefix();
-    cleanups.push(() => dropPrefix(prefix));
+    cleanups.push(() => dropPrefix(client, prefix));
     const store = createRedisJobStore({ redis: redisUrl, prefix });
     await store.putJob(putCommand(new TestClock(), "default", "a"));
     await store.close();
@@ -447,7 +440,7 @@ describe("memory and Redis stores agree", () => {
             strip(await memoryStore.readEvents("0", 1000)),
           );
         } finally {
-          await dropPrefix(prefix);
+          await dropPrefix(client, prefix);
         }
       }),
       { numRuns: 60 },

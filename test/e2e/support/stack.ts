@@ -144,12 +144,4 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
 }
 
-/** Deletes every key under `prefix`. */
-export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
-}
+export { dropPrefix } from "../../support/redis.js";
