@@ -29,23 +29,14 @@ export interface ExecutionView {
   readonly healthySince: number | undefined;
 }
 
-/** A node as the registry's API hands it out (a snapshot; changing it changes nothing). */
-export interface NodeView {
-  readonly id: string;
+/**
+ * A node as the registry's API hands it out (a snapshot; changing it changes nothing): the
+ * persisted record, plus what is derived or held only in memory.
+ */
+export interface NodeView extends Omit<NodeRecord, "updatedAt"> {
   /** Effective labels: the agent's own with operator labels merged over them. */
   readonly labels: LabelMap;
-  readonly agentLabels: LabelMap;
-  readonly operatorLabels: LabelMap;
-  readonly state: NodeStateType;
-  readonly message: string;
-  readonly drained: boolean;
-  readonly lastHeartbeat: number;
-  readonly agentVersion: string;
-  readonly executors: readonly string[];
-  readonly instanceId: string;
-  readonly registeredAt: number;
   readonly desiredRevision: number;
-  readonly appliedRevision: number;
   readonly executions: readonly ExecutionView[];
 }
 
