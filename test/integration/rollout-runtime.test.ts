@@ -186,14 +186,25 @@ describe("rollouts on real Redis and NATS", () => {
     );
     const d5 = await deploymentOfVersion(v5.id, 5);
     await untilState(d5.id, ["running"]);
+    const tooLong = await stack.api("POST", `/api/v1/deployments/${d5.id}/pause`, {
+      reason: "x".repeat(1025),
+    });
+    expect(tooLong.status).toBe(400);
+    expect(JSON.stringify(tooLong.body)).toContain("reason");
     const paused = await stack.api("POST", `/api/v1/deployments/${d5.id}/pause`, { reason: "look first" });
     expect(paused.status).toBe(200);
     expect((paused.body.deployment as DeploymentJson).state).toBe("paused");
+    const pausedEvent = (paused.body.deployment as DeploymentJson).events.find((e) => e.kind === "paused");
+    expect(pausedEvent).toMatchObject({ details: { control: "pause", user_reason: "look first" } });
+    expect(pausedEvent?.reason).toContain('(reason given: "look first")');
     expect((paused.body.deployment as DeploymentJson).next_steps).toEqual(["resume", "cancel", "rollback"]);
     const again = await stack.api("POST", `/api/v1/deployments/${d5.id}/pause`, {});
     expect(again.status).toBe(409);
-    const resumed = await stack.deploymentsClient.resumeDeployment({ id: d5.id });
+    const resumed = await stack.deploymentsClient.resumeDeployment({ id: d5.id, reason: "looked" });
     expect(resumed.deployment?.state).toBe("running");
+    expect(resumed.deployment?.events.find((e) => e.kind === "resumed")?.details).toMatchObject({
+      user_reason: "looked",
+    });
     await untilState(d5.id, ["succeeded"], 30_000);
   });
 

@@ -11,6 +11,7 @@ import {
   checkRedisDurability,
   createMemoryJobStore,
   createRedisJobStore,
+  createRedisLeaderLease,
   type JobRecord,
   type JobStore,
   type ListJobsQuery,
@@ -64,6 +65,7 @@ describeJobStoreConformance(
     const store = createRedisJobStore({ redis: client, prefix });
     return {
       store,
+      lease: createRedisLeaderLease({ redis: client, prefix }),
       cleanup: async () => {
         await store.close();
         await dropPrefix(client, prefix);

@@ -18,6 +18,7 @@ import {
 } from "@edgeplane/core";
 import {
   checkRedisDurability,
+  createMemoryDeploymentData,
   createMemoryDesiredStateStore,
   createMemoryJobStore,
   createMemoryNodeData,
@@ -27,11 +28,12 @@ import {
   createRedisNodeStore,
   type DesiredStateStore,
   type JobStore,
+  memoryFencing,
   type NodeStore,
   sharedSecret,
 } from "@edgeplane/store";
 import { Redis } from "ioredis";
-import { startDeploymentServices } from "./deployments/index.js";
+import { deploymentStores, startDeploymentServices } from "./deployments/index.js";
 import {
   createDesiredStateCanceler,
   type ExecutionServicesOptions,
@@ -153,6 +155,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     let redis: Redis | undefined;
     let jobStore: JobStore;
+    // The memory rollout stores' data: the memory job store's fence reads the lease in it.
+    const deploymentData = createMemoryDeploymentData();
     let nodeStore: NodeStore;
     let desiredStore: DesiredStateStore;
     let tokenSecret: string | Buffer | undefined = options.tokenSecret;
@@ -193,7 +197,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         await client.quit().catch(() => client.disconnect());
       });
     } else {
-      jobStore = createMemoryJobStore();
+      jobStore = createMemoryJobStore({ fencing: memoryFencing(deploymentData) });
       const nodeData = createMemoryNodeData();
       nodeStore = createMemoryNodeStore({ data: nodeData });
       desiredStore = createMemoryDesiredStateStore({ data: nodeData });
@@ -255,6 +259,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
       redis,
       redisPrefix: options.redisPrefix,
+      stores: deploymentStores(redis, options.redisPrefix, deploymentData),
       maxVersions: options.maxVersions,
       clock,
       logger: log.child("rollouts"),

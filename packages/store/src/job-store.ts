@@ -7,7 +7,9 @@
  * `revision`; a spec change also bumps `version`; every write appends a {@link JobEvent} to the
  * change stream in the same atomic step.
  */
+
 import type { JobStateType, JobType } from "@edgeplane/core";
+import type { Fence } from "./deployments/deployment-store.js";
 
 /** A JSON object (a spec as the REST API shows it: proto field names, snake_case). */
 export type JsonObject = { readonly [key: string]: unknown };
@@ -76,6 +78,8 @@ export interface PutJobCommand {
   readonly sourceVersion?: number;
   /** Versions kept per job (oldest dropped first); default 50. */
   readonly maxVersions?: number;
+  /** The writer's leader epoch, as {@link WriteGuard.fence} (the orchestrator's rollback versions). */
+  readonly fence?: Fence;
 }
 
 /** The outcome of {@link JobStore.putJob}. */
@@ -108,6 +112,11 @@ export interface WriteGuard {
    * with a message naming the current state. Pass `allowedFrom(target)` from core.
    */
   readonly allowedFrom?: readonly JobStateType[];
+  /**
+   * The writer's leader epoch (an orchestrator's write): refused with a fencing error (see
+   * `isFenced`) unless the leader lease is held with this epoch, checked in the same atomic step.
+   */
+  readonly fence?: Fence;
 }
 
 /** Sort orders of ListJobs. */

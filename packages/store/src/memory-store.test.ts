@@ -4,11 +4,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { describeJobStoreConformance, putCommand, TestClock } from "./conformance/job-store-suite.js";
+import { createMemoryDeploymentData, createMemoryLeaderLease, memoryFencing } from "./deployments/memory.js";
 import { createMemoryJobStore } from "./memory-store.js";
 
 describeJobStoreConformance(
   "memory",
-  async () => ({ store: createMemoryJobStore(), cleanup: async () => {} }),
+  async () => {
+    const data = createMemoryDeploymentData();
+    return {
+      store: createMemoryJobStore({ fencing: memoryFencing(data) }),
+      lease: createMemoryLeaderLease({ data }),
+      cleanup: async () => {},
+    };
+  },
   {
     numRuns: 60,
   },

@@ -5,7 +5,8 @@
  * concurrent calls are applied one at a time, like Lua scripts in Redis. Records handed out are
  * copies: a caller mutating one cannot change the store.
  */
-import { invalidArgument, type JobStateType } from "@edgeplane/core";
+import { EdgeplaneError, invalidArgument, type JobStateType } from "@edgeplane/core";
+import type { Fence } from "./deployments/deployment-store.js";
 import type {
   JobEvent,
   JobRecord,
@@ -51,6 +52,12 @@ import {
 export interface MemoryJobStoreOptions {
   /** Change-stream entries kept (oldest dropped first), like the Redis stream's MAXLEN; default 100000. */
   readonly eventsMaxLen?: number;
+  /**
+   * Checks a write's fence against the leader lease (throws the fencing error when the epoch
+   * does not hold it): `memoryFencing(data)` over the memory deployment data the lease lives in.
+   * Without it a fenced write is refused as a wiring mistake.
+   */
+  readonly fencing?: (fence: Fence) => void;
 }
 
 /** A job as kept inside the memory store. */
@@ -128,8 +135,20 @@ export function createMemoryJobStore(options: MemoryJobStoreOptions = {}): JobSt
     return { job: jsonClone(entry.record), changed: seen.changed, created: seen.created };
   }
 
+  function checkFenced(fence: Fence | undefined): void {
+    if (fence === undefined) return;
+    if (options.fencing === undefined) {
+      throw new EdgeplaneError(
+        "internal",
+        "a fenced write reached a memory job store that has no lease to check it against (pass `fencing`)",
+      );
+    }
+    options.fencing(fence);
+  }
+
   function putJobSync(cmd: PutJobCommand): PutJobResult {
     checkPutCommand(cmd);
+    checkFenced(cmd.fence);
     const replayed = replay(cmd);
     if (replayed !== undefined) return replayed;
 
@@ -222,6 +241,7 @@ export function createMemoryJobStore(options: MemoryJobStoreOptions = {}): JobSt
   /** The checks every guarded write makes, in the same order as the Lua scripts. */
   function guarded(id: string, target: JobStateType, guard: WriteGuard | undefined): Entry {
     if (guard !== undefined) checkGuard(guard);
+    checkFenced(guard?.fence);
     const entry = jobs.get(id);
     if (entry === undefined) throw jobNotFound(id);
     const current = entry.record;

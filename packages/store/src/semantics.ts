@@ -15,6 +15,7 @@ import {
   type JobStateType,
   type JobType,
 } from "@edgeplane/core";
+import { checkFence } from "./deployments/codec.js";
 import type {
   JobCursor,
   JobOrderBy,
@@ -25,6 +26,7 @@ import type {
   PutJobCommand,
   StatusUpdate,
   VersionKind,
+  WriteGuard,
 } from "./job-store.js";
 
 /** Versions kept per job when `PutJobCommand.maxVersions` is not given. */
@@ -202,6 +204,7 @@ export function checkPutCommand(cmd: PutJobCommand): void {
   if (cmd.idempotencyKey !== undefined && cmd.idempotencyKey.length === 0) {
     throw invalidArgument("idempotencyKey", "must not be empty when given");
   }
+  checkFence(cmd.fence);
 }
 
 /** Checks a status update; "deleted" is refused because only deleteJob frees a job's name. */
@@ -214,11 +217,9 @@ export function checkStatusUpdate(update: StatusUpdate): void {
 }
 
 /** Checks a revision guard's number, shared by updateStatus and deleteJob. */
-export function checkGuard(guard: {
-  expectedRevision?: number;
-  allowedFrom?: readonly JobStateType[];
-}): void {
+export function checkGuard(guard: WriteGuard): void {
   checkCount("expectedRevision", guard.expectedRevision, 0);
+  checkFence(guard.fence);
   for (const s of guard.allowedFrom ?? []) {
     if (!isJobState(s)) throw invalidArgument("allowedFrom", `unknown job state ${JSON.stringify(s)}`);
   }

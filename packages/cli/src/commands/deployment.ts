@@ -171,9 +171,9 @@ async function controlCommand(control: ControlName, argv: readonly string[]): Pr
       control === "pause"
         ? await api.pauseDeployment(req)
         : control === "resume"
-          ? await api.resumeDeployment({ id })
+          ? await api.resumeDeployment(req)
           : control === "promote"
-            ? await api.promoteDeployment({ id })
+            ? await api.promoteDeployment(req)
             : control === "rollback"
               ? await api.rollbackDeployment(req)
               : await api.cancelDeployment(req);

@@ -10,8 +10,11 @@ import type { DeploymentsService } from "./service.js";
 export function createDeploymentGrpcService(
   service: DeploymentsService,
 ): ServiceImpl<typeof DeploymentService> {
-  const control = async (id: string, c: "pause" | "resume" | "promote" | "rollback" | "cancel") => ({
-    deployment: deploymentToMessage(await service.control(id, c)),
+  const control = async (
+    req: { id: string; reason: string },
+    c: "pause" | "resume" | "promote" | "rollback" | "cancel",
+  ) => ({
+    deployment: deploymentToMessage(await service.control(req.id, c, req.reason)),
   });
   return {
     async listDeployments(req) {
@@ -24,11 +27,11 @@ export function createDeploymentGrpcService(
     async *watchDeployment(req, ctx) {
       for await (const d of service.watch(req.id, ctx.signal)) yield { deployment: deploymentToMessage(d) };
     },
-    pauseDeployment: (req) => control(req.id, "pause"),
-    resumeDeployment: (req) => control(req.id, "resume"),
-    promoteDeployment: (req) => control(req.id, "promote"),
-    rollbackDeployment: (req) => control(req.id, "rollback"),
-    cancelDeployment: (req) => control(req.id, "cancel"),
+    pauseDeployment: (req) => control(req, "pause"),
+    resumeDeployment: (req) => control(req, "resume"),
+    promoteDeployment: (req) => control(req, "promote"),
+    rollbackDeployment: (req) => control(req, "rollback"),
+    cancelDeployment: (req) => control(req, "cancel"),
   };
 }
 

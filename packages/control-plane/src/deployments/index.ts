@@ -44,6 +44,7 @@ import {
   createRedisNodeVersionStore,
   type DeploymentStore,
   type LeaderLease,
+  type MemoryDeploymentData,
   type NodeVersionStore,
 } from "@edgeplane/store";
 import type { Redis } from "ioredis";
@@ -119,8 +120,15 @@ function envMs(name: string): number | undefined {
   return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
-/** Builds the rollout stores over `redis`, or memory ones. */
-export function deploymentStores(redis: Redis | undefined, prefix?: string): DeploymentStores {
+/**
+ * Builds the rollout stores over `redis`, or memory ones over `data` (the memory job store's
+ * fence reads the lease in it: `memoryFencing(data)`).
+ */
+export function deploymentStores(
+  redis: Redis | undefined,
+  prefix?: string,
+  data: MemoryDeploymentData = createMemoryDeploymentData(),
+): DeploymentStores {
   if (redis !== undefined) {
     return {
       deployments: createRedisDeploymentStore({ redis, prefix }),
@@ -128,7 +136,6 @@ export function deploymentStores(redis: Redis | undefined, prefix?: string): Dep
       lease: createRedisLeaderLease({ redis, prefix }),
     };
   }
-  const data = createMemoryDeploymentData();
   return {
     deployments: createMemoryDeploymentStore({ data }),
     versions: createMemoryNodeVersionStore({ data }),

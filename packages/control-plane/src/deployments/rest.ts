@@ -59,7 +59,7 @@ export function registerDeploymentRoutes(router: Router, service: DeploymentsSer
         if (key !== "reason") throw invalidArgument(key, "is not a field of this request; use reason");
       if (body.reason !== undefined && typeof body.reason !== "string")
         throw invalidArgument("reason", "must be a string");
-      const d = await service.control(req.params.id ?? "", control);
+      const d = await service.control(req.params.id ?? "", control, body.reason ?? "");
       return { body: { deployment: deploymentToJson(d) } };
     });
   }

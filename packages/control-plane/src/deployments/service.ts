@@ -22,6 +22,7 @@ import {
   type DeploymentSummary,
   type JobRecord,
   type JobStore,
+  MAX_CONTROL_REASON,
   specDigest,
 } from "@edgeplane/store";
 import { diffSpecs } from "../jobs/diff.js";
@@ -109,9 +110,14 @@ export class DeploymentsService {
    * deployment's state does not allow it; otherwise recorded for the leader, and answered with
    * the deployment once the leader applied it (or as it is after `controlWaitMs`).
    */
-  async control(id: string, control: string): Promise<DeploymentView> {
+  async control(id: string, control: string, reason = ""): Promise<DeploymentView> {
     if (!rollout.isControl(control))
       throw invalidArgument("control", `must be one of ${rollout.CONTROLS.join(", ")}`);
+    if (reason.length > MAX_CONTROL_REASON)
+      throw invalidArgument(
+        "reason",
+        `must be at most ${MAX_CONTROL_REASON} characters, got ${reason.length}`,
+      );
     const s = await this.#summary(id);
     const view = viewOf(s);
     const stable = await this.#stable(view);
@@ -121,7 +127,7 @@ export class DeploymentsService {
         metadata: { deployment_id: id, state: view.state, control },
       });
     }
-    await this.#store.requestControl(id, control, this.#clock.now());
+    await this.#store.requestControl(id, control, this.#clock.now(), reason.trim() || undefined);
     this.#runtime?.kick(id, true);
     const until = Date.now() + this.#controlWaitMs;
     let latest = s;

@@ -316,7 +316,7 @@ describe("canary", () => {
     expect(drv.record).toMatchObject({ state: "running", promoted: true });
     const rest = drv.record.targets.filter((id) => !drv.record.canaries.includes(id));
     expect(Driver.assigned(p)).toEqual(rest.slice(0, 3));
-    expect(p.events.find((e) => e.kind === "promoted")?.details).toEqual({ by: "user" });
+    expect(p.events.find((e) => e.kind === "promoted")?.details).toEqual({ by: "user", control: "promote" });
   });
 
   it("auto_promote continues as rolling in the same sync the last canary is done", () => {
@@ -367,14 +367,21 @@ describe("controls", () => {
     expect(paused.events[0]?.reason).toBe(
       "paused by a user: no new assignments; 2 assigned nodes keep their deadlines",
     );
+    expect(paused.events[0]?.details).toEqual({ control: "pause" });
     expect(drv.record.nextSteps).toEqual(["resume", "cancel"]);
     makeDone(drv, [a], 20 * S);
     expect(drv.nodesIn("assigned")).toEqual([b]);
     const failedWhilePaused = drv.sync(5 * M);
     expect(drv.record.nodes[b]?.state).toBe("failed");
     expect(Driver.assigned(failedWhilePaused)).toEqual([]);
-    const resumed = drv.sync(6 * M, { requested: "resume" });
+    const resumed = drv.sync(6 * M, { requested: "resume", requestedReason: "b was replaced" });
     expect(kinds(resumed)).toEqual(["resumed", "dispatched"]);
+    // The person's reason is in the control's own event, not in what the planner did next.
+    expect(resumed.events[0]).toMatchObject({
+      reason: 'resumed by a user (reason given: "b was replaced")',
+      details: { control: "resume", user_reason: "b was replaced" },
+    });
+    expect(resumed.events[1]?.details).not.toHaveProperty("user_reason");
     expect(Driver.assigned(resumed)).toHaveLength(2);
   });
 

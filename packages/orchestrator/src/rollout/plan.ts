@@ -305,6 +305,28 @@ function applyControl(ctx: PlanContext, control: Control): boolean {
   }
 }
 
+/**
+ * Marks the events a control emitted (from index `from`) as a person's: `details.control`, and
+ * the reason they gave (`details.user_reason`, also quoted in the event's reason), so the
+ * timeline says who halted, promoted or rolled back, and why.
+ */
+function attributeControl(
+  ctx: PlanContext,
+  from: number,
+  control: Control,
+  reason: string | undefined,
+): void {
+  for (let i = from; i < ctx.events.length; i++) {
+    const e = ctx.events[i];
+    if (e === undefined) continue;
+    ctx.events[i] = {
+      ...e,
+      reason: reason ? `${e.reason} (reason given: ${JSON.stringify(reason)})` : e.reason,
+      details: { ...e.details, control, ...(reason ? { user_reason: reason } : {}) },
+    };
+  }
+}
+
 /** rolling_back: waits for the rollback deployment, and re-asks for it until it exists. */
 function followRollback(ctx: PlanContext): void {
   const { d, snapshot } = ctx;
@@ -399,7 +421,12 @@ export function plan(snapshot: Snapshot, now: number): Plan {
   if (requested !== undefined) {
     const refusal = checkControl(d, requested, snapshot.stable);
     if (refusal !== undefined) rejected = { control: requested, reason: refusal };
-    else if (applyControl(ctx, requested)) return finish(ctx, undefined);
+    else {
+      const from = ctx.events.length;
+      const ends = applyControl(ctx, requested);
+      attributeControl(ctx, from, requested, snapshot.requestedReason);
+      if (ends) return finish(ctx, undefined);
+    }
   }
 
   if (d.state === "rolling_back") {

@@ -196,6 +196,8 @@ export interface Snapshot {
   readonly supersededBy?: string;
   /** A control a person requested, to apply in this sync (the applier clears it). */
   readonly requested?: Control;
+  /** The reason the person gave with {@link requested}, recorded in the timeline. */
+  readonly requestedReason?: string;
   /** While rolling back: the rollback deployment's id and state (undefined when not found yet). */
   readonly rollback?: { readonly id: string; readonly state: DeploymentState };
 }

@@ -157,7 +157,7 @@ async function rollback(
     );
   }
   const now = ctx.clock.now();
-  ctx.fence();
+  const fence = ctx.fence();
   const spec = stable.spec as unknown as JobSpec;
   const put = await ctx.jobStore.putJob({
     namespace: job.namespace,
@@ -171,6 +171,7 @@ async function rollback(
     sourceVersion: toVersion,
     idempotencyKey: `rollback:${d.id}`,
     maxVersions: ctx.maxVersions,
+    fence,
   });
   ctx.counters.jobWrites++;
   const version = await rollbackVersion(ctx, put.job, d.jobVersion, toVersion);

@@ -201,12 +201,12 @@ export class RuntimeContext {
       if (job === undefined || job.state === "deleted") return undefined;
       const update = decide(job);
       if (update === undefined) return undefined;
-      this.fence();
+      const fence = this.fence();
       try {
         const written = await this.jobStore.updateStatus(
           jobId,
           { ...update, now: this.clock.now() },
-          { expectedRevision: job.revision, ...(allowedFrom !== undefined ? { allowedFrom } : {}) },
+          { expectedRevision: job.revision, fence, ...(allowedFrom !== undefined ? { allowedFrom } : {}) },
         );
         this.counters.jobWrites++;
         return written;

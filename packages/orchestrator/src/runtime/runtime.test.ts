@@ -21,6 +21,7 @@ import {
   type JobStore,
   type MemoryDeploymentData,
   type MemoryNodeData,
+  memoryFencing,
 } from "@edgeplane/store";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNodeRegistry, type NodeRegistry } from "../node-registry.js";
@@ -211,7 +212,7 @@ beforeEach(async () => {
   broker = new MemoryBroker();
   nodeData = createMemoryNodeData();
   depData = createMemoryDeploymentData(clock);
-  jobs = createMemoryJobStore();
+  jobs = createMemoryJobStore({ fencing: memoryFencing(depData) });
   deployments = createMemoryDeploymentStore({ data: depData });
   badVersions.clear();
   agents.clear();
@@ -452,6 +453,15 @@ describe("the rollout runtime", () => {
       { expectedRevision: stored.revision, fence: { epoch: epochA } },
     );
     await expect(late).rejects.toMatchObject({ code: "failed_precondition", metadata: { fenced: true } });
+    // So are its job writes (the job's state, a rollback version): the job store checks the fence too.
+    const jobNow = await jobs.getJob(job.id);
+    const lateJob = jobs.updateStatus(
+      job.id,
+      { state: "failed", message: "late", now: clock.now() },
+      { expectedRevision: jobNow?.revision, fence: { epoch: epochA } },
+    );
+    await expect(lateJob).rejects.toMatchObject({ code: "failed_precondition", metadata: { fenced: true } });
+    expect((await jobs.getJob(job.id))?.revision).toBe(jobNow?.revision);
     // A's own next tick sees the lease taken and stops acting.
     await cp.runtime.elector.tick();
     expect(cp.runtime.isLeader()).toBe(false);

@@ -419,9 +419,12 @@ export class DeploymentRuntime {
     const ctx = this.#ctx;
     ctx.counters.deploymentSyncs++;
     let control: string | undefined;
+    let controlReason: string | undefined;
     if (this.#controls.has(id)) {
       this.#controls.delete(id);
-      control = (await this.#deployments.getSummary(id))?.control;
+      const summary = await this.#deployments.getSummary(id);
+      control = summary?.control;
+      controlReason = summary?.controlReason;
     }
     let d = await ctx.record(id);
     if (d === undefined) return;
@@ -439,7 +442,7 @@ export class DeploymentRuntime {
       await this.#repairVersions(d, job?.deploymentId);
       this.#repaired.add(id);
     }
-    const loaded = await loadSnapshot(ctx, d, job, { settleMs: this.#settleMs, control });
+    const loaded = await loadSnapshot(ctx, d, job, { settleMs: this.#settleMs, control, controlReason });
     if (loaded.postpone) {
       if (control !== undefined) this.#controls.add(id);
       ctx.enqueue(`d:${id}`, 250);

@@ -30,6 +30,8 @@ export interface LoadedSnapshot {
 export interface LoadOptions {
   readonly settleMs: number;
   readonly control?: string;
+  /** The reason given with `control`. */
+  readonly controlReason?: string;
 }
 
 /** Shared observations of a node whose execution does not matter (no allocation per node). */
@@ -146,6 +148,7 @@ export async function loadSnapshot(
     ...(stable !== undefined ? { stable } : {}),
     ...(newer !== undefined ? { supersededBy: newer } : {}),
     ...(requested !== undefined ? { requested } : {}),
+    ...(requested !== undefined && options.controlReason ? { requestedReason: options.controlReason } : {}),
     ...(rollback !== undefined ? { rollback } : {}),
   };
   return { snapshot, postpone: young && unheard > 0 };

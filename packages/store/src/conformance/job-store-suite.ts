@@ -23,6 +23,7 @@ import {
 } from "@edgeplane/core";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { LeaderLease } from "../deployments/deployment-store.js";
 import type {
   JobCursor,
   JobOrderBy,
@@ -38,6 +39,8 @@ import { comparePositions, cursorOf } from "../semantics.js";
 /** What the suite needs from an implementation: a fresh, empty store and a way to dispose of it. */
 export interface JobStoreHarness {
   readonly store: JobStore;
+  /** The leader lease over the same data, whose epoch the store's fenced writes check. */
+  readonly lease: LeaderLease;
   cleanup(): Promise<void>;
 }
 
@@ -742,6 +745,92 @@ export function describeJobStoreConformance(
           allowedFrom: allowedFrom("deleted"),
         });
         expect((await rejection(store.deleteJob(job.id, clock.tick()))).code).toBe("failed_precondition");
+      });
+    });
+
+    describe("fenced writes (an orchestrator's, carrying its leader epoch)", () => {
+      async function lead(holder: string): Promise<number> {
+        const got = await harness.lease.acquire(holder, 60_000);
+        if (!got.held) throw new Error(`${holder} did not get the lease`);
+        return got.epoch;
+      }
+
+      it("apply while the epoch holds the lease, and are refused (changing nothing) once it does not", async () => {
+        const created = await store.putJob(putCommand(clock, "default", "fenced"));
+        const epoch = await lead("cp-a");
+        const running = await store.updateStatus(
+          created.job.id,
+          { state: "running", message: "deploying", now: clock.tick() },
+          { expectedRevision: created.job.revision, fence: { epoch } },
+        );
+        expect(running.state).toBe("running");
+        const rollback = await store.putJob({
+          ...putCommand(clock, "default", "fenced", { config: { v: 2 } }),
+          kind: "rollback",
+          sourceVersion: 1,
+          fence: { epoch },
+        });
+        expect(rollback.job.version).toBe(2);
+
+        // cp-a is deposed: its lease is released and cp-b takes the lease with a newer epoch.
+        await harness.lease.release("cp-a", epoch);
+        const newer = await lead("cp-b");
+        expect(newer).toBeGreaterThan(epoch);
+        const before = await store.getJob(created.job.id);
+        const events = await store.readEvents("0", 1000);
+
+        const late = [
+          store.updateStatus(
+            created.job.id,
+            { state: "failed", message: "late", now: clock.tick() },
+            { fence: { epoch } },
+          ),
+          store.putJob({ ...putCommand(clock, "default", "fenced", { config: { v: 3 } }), fence: { epoch } }),
+          store.deleteJob(created.job.id, clock.tick(), { fence: { epoch } }),
+        ];
+        for (const write of late) {
+          const err = await rejection(write);
+          expect(err.code).toBe("failed_precondition");
+          expect(err.metadata.fenced).toBe(true);
+          expect(err.message).toContain(`epoch ${epoch}`);
+          expect(err.metadata.current_epoch).toBe(String(newer));
+        }
+        expect(await store.getJob(created.job.id)).toEqual(before);
+        expect(await store.readEvents("0", 1000)).toEqual(events);
+
+        // The new leader's writes, and unfenced writes (the API's), go ahead.
+        const stopped = await store.updateStatus(
+          created.job.id,
+          { state: "stopped", message: "stopped", now: clock.tick() },
+          { fence: { epoch: newer } },
+        );
+        expect(stopped.revision).toBe((before as JobRecord).revision + 1);
+        await store.deleteJob(created.job.id, clock.tick());
+      });
+
+      it("are refused while nobody holds the lease", async () => {
+        const created = await store.putJob(putCommand(clock, "default", "free"));
+        const epoch = await lead("cp-a");
+        await harness.lease.release("cp-a", epoch);
+        const err = await rejection(
+          store.updateStatus(
+            created.job.id,
+            { state: "running", message: "late", now: clock.tick() },
+            { fence: { epoch } },
+          ),
+        );
+        expect(err.metadata.fenced).toBe(true);
+        expect(err.message).toContain("the lease is free");
+        expect((await store.getJob(created.job.id))?.revision).toBe(created.job.revision);
+      });
+
+      it("refuse a malformed epoch before any I/O", async () => {
+        const err = await rejection(
+          store.putJob({ ...putCommand(clock, "default", "bad-epoch"), fence: { epoch: 0 } }),
+        );
+        expect(err.code).toBe("invalid_argument");
+        expect(err.message).toContain("fence.epoch");
+        expect(await store.findJob("default", "bad-epoch")).toBeUndefined();
       });
     });
 

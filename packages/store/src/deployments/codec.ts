@@ -36,6 +36,19 @@ export function checkFence(fence: Fence | undefined): void {
   if (fence !== undefined) checkPositive("fence.epoch", fence.epoch);
 }
 
+/** The longest reason a person may give with a control. */
+export const MAX_CONTROL_REASON = 1024;
+
+/** Checks a control request (its name and the person's reason) before anything is stored. */
+export function checkControlRequest(control: string, reason: string | undefined): void {
+  if (typeof control !== "string" || !/^[a-z]{1,16}$/.test(control))
+    throw invalidArgument("control", "must be a control name");
+  if (reason === undefined) return;
+  if (typeof reason !== "string") throw invalidArgument("reason", "must be a string");
+  if (reason.length > MAX_CONTROL_REASON)
+    throw invalidArgument("reason", `must be at most ${MAX_CONTROL_REASON} characters, got ${reason.length}`);
+}
+
 /** Checks a deployment write before anything is stored. */
 export function checkDeploymentWrite(w: DeploymentWrite): void {
   if (!isObject(w)) throw invalidArgument("deployment", "must be an object");

@@ -67,6 +67,8 @@ export interface StoredDeployment {
   readonly record: JsonObject;
   /** A control a person requested that the orchestrator has not applied yet. */
   readonly control?: string;
+  /** The reason the person gave with {@link control} (absent when none was given). */
+  readonly controlReason?: string;
 }
 
 /** A deployment as the API reads it (summary instead of the full record). */
@@ -80,6 +82,7 @@ export interface DeploymentSummary {
   /** The summary, with `revision`. */
   readonly summary: JsonObject;
   readonly control?: string;
+  readonly controlReason?: string;
 }
 
 /** Where a page of deployments starts: after this (createdAt, id), newest first. */
@@ -126,9 +129,10 @@ export interface DeploymentStore {
   listActive(): Promise<string[]>;
   /**
    * Records a control for the orchestrator to apply (replacing one not applied yet) and appends
-   * a `control` change. `not_found` when unknown.
+   * a `control` change, with the person's `reason` (at most 1,024 characters; kept until the
+   * control is cleared). `not_found` when unknown.
    */
-  requestControl(id: string, control: string, now: number): Promise<void>;
+  requestControl(id: string, control: string, now: number, reason?: string): Promise<void>;
   /** Removes the pending control if it is still `control` (the orchestrator applied it). */
   clearControl(id: string, control: string): Promise<void>;
   /** Change-stream entries strictly after `after` ("0" = from the start), at most `count`. */

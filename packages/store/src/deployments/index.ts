@@ -5,7 +5,7 @@
  * `@edgeplane/store` barrel.
  */
 
-export { fencedWrite, isFenced } from "./codec.js";
+export { fencedWrite, isFenced, MAX_CONTROL_REASON } from "./codec.js";
 export type {
   AssignVersionCommand,
   DeploymentChange,
@@ -32,6 +32,7 @@ export {
   createMemoryDeploymentStore,
   createMemoryLeaderLease,
   createMemoryNodeVersionStore,
+  memoryFencing,
 } from "./memory.js";
 export type {
   RedisDeploymentStore,

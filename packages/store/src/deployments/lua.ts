@@ -17,8 +17,12 @@ export const DEPLOYMENT_FAILURES = {
   FENCED: -10,
 } as const;
 
-const prelude = `
--- The fence: nil when the write may go ahead (no epoch given, or the lease is held with it).
+/**
+ * The fence, shared by every store whose writes an orchestrator makes (the job store's scripts
+ * include it too): `fenceFailure(leaseKey, epoch)` is nil when the write may go ahead (no epoch
+ * given, or the lease is held with it), else `{FENCED, current epoch or ""}`.
+ */
+export const LUA_FENCE = `
 local function fenceFailure(leaseKey, epoch)
   if epoch == "" then return nil end
   local cur = redis.call("GET", leaseKey)
@@ -29,6 +33,9 @@ local function fenceFailure(leaseKey, epoch)
   end
   return {${DEPLOYMENT_FAILURES.FENCED}, ""}
 end
+`;
+
+const prelude = `${LUA_FENCE}
 local function withRevision(rev, body)
   return '{"revision":' .. string.format("%d", rev) .. ',' .. string.sub(body, 2)
 end
@@ -91,11 +98,13 @@ return {1, rev}
 /** requestControl: records a pending control and announces it. */
 export const requestControlLua = `
 -- KEYS[1] deployment hash  KEYS[2] changes stream
--- ARGV[1] id  ARGV[2] control  ARGV[3] now  ARGV[4] changes MAXLEN (~)
+-- ARGV[1] id  ARGV[2] control  ARGV[3] now  ARGV[4] changes MAXLEN (~)  ARGV[5] reason or ""
 -- Returns {1} | {-1}
 local cur = redis.call("HMGET", KEYS[1], "rev", "state", "job")
 if not cur[1] then return {${DEPLOYMENT_FAILURES.NOT_FOUND}} end
 redis.call("HSET", KEYS[1], "control", ARGV[2], "control_at", ARGV[3])
+if ARGV[5] ~= "" then redis.call("HSET", KEYS[1], "control_reason", ARGV[5])
+else redis.call("HDEL", KEYS[1], "control_reason") end
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[4], "*", "dep", ARGV[1], "job", cur[3], "kind", "control",
   "rev", cur[1], "state", cur[2])
 return {1}
@@ -105,7 +114,7 @@ return {1}
 export const clearControlLua = `
 -- KEYS[1] deployment hash   ARGV[1] control
 if redis.call("HGET", KEYS[1], "control") == ARGV[1] then
-  redis.call("HDEL", KEYS[1], "control", "control_at")
+  redis.call("HDEL", KEYS[1], "control", "control_at", "control_reason")
 end
 return 1
 `;

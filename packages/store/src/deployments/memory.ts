@@ -7,6 +7,7 @@
  */
 import { type Clock, invalidArgument, systemClock } from "@edgeplane/core";
 import {
+  checkControlRequest,
   checkDeploymentWrite,
   checkFence,
   checkGuard,
@@ -44,6 +45,7 @@ interface Row {
   created: number;
   updated: number;
   control?: string;
+  controlReason?: string;
 }
 
 /** What the memory stores keep. */
@@ -86,6 +88,14 @@ function liveLease(data: MemoryDeploymentData): { value: string; expiresAt: numb
   return data.lease;
 }
 
+/**
+ * The fence check of the memory stores, for a memory job store's `fencing` option: throws the
+ * fencing error unless the lease in `data` is held with `fence.epoch`.
+ */
+export function memoryFencing(data: MemoryDeploymentData): (fence: Fence) => void {
+  return (fence) => checkFenceOf(data, fence);
+}
+
 function checkFenceOf(data: MemoryDeploymentData, fence: Fence | undefined): void {
   if (fence === undefined) return;
   const lease = liveLease(data);
@@ -109,6 +119,9 @@ function summaryOf(id: string, row: Row): DeploymentSummary {
     updatedAt: row.updated,
     summary: decodeBody(id, "summary", row.sum),
     ...(row.control !== undefined ? { control: row.control } : {}),
+    ...(row.control !== undefined && row.controlReason !== undefined
+      ? { controlReason: row.controlReason }
+      : {}),
   };
 }
 
@@ -122,6 +135,9 @@ function storedOf(id: string, row: Row): StoredDeployment {
     updatedAt: row.updated,
     record: decodeBody(id, "record", row.rec),
     ...(row.control !== undefined ? { control: row.control } : {}),
+    ...(row.control !== undefined && row.controlReason !== undefined
+      ? { controlReason: row.controlReason }
+      : {}),
   };
 }
 
@@ -215,12 +231,13 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
     async listActive() {
       return [...data.active].sort();
     },
-    async requestControl(id, control, _now) {
-      if (typeof control !== "string" || !/^[a-z]{1,16}$/.test(control))
-        throw invalidArgument("control", "must be a control name");
+    async requestControl(id, control, _now, reason) {
+      checkControlRequest(control, reason);
       const row = data.deployments.get(id);
       if (row === undefined) throw deploymentNotFound(id);
       row.control = control;
+      if (reason) row.controlReason = reason;
+      else delete row.controlReason;
       append(data, max, {
         deploymentId: id,
         jobId: row.job,
@@ -231,7 +248,10 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
     },
     async clearControl(id, control) {
       const row = data.deployments.get(id);
-      if (row?.control === control) delete row.control;
+      if (row?.control === control) {
+        delete row.control;
+        delete row.controlReason;
+      }
     },
     async readChanges(after, count) {
       if (!/^\d+$/.test(after))

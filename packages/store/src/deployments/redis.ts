@@ -5,6 +5,7 @@
 import { EdgeplaneError, invalidArgument, isEdgeplaneError } from "@edgeplane/core";
 import { Redis } from "ioredis";
 import {
+  checkControlRequest,
   checkDeploymentWrite,
   checkFence,
   checkGuard,
@@ -167,7 +168,17 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
     if (ids.length === 0) return [];
     const pipeline = redis.pipeline();
     for (const id of ids)
-      pipeline.hmget(keys.deployment(id), "sum", "rev", "state", "job", "created", "updated", "control");
+      pipeline.hmget(
+        keys.deployment(id),
+        "sum",
+        "rev",
+        "state",
+        "job",
+        "created",
+        "updated",
+        "control",
+        "control_reason",
+      );
     let results: Array<[Error | null, unknown]> | null;
     try {
       results = await pipeline.exec();
@@ -185,7 +196,7 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
   }
 
   function summaryOf(id: string, v: Array<string | null>): DeploymentSummary | undefined {
-    const [sum, rev, state, job, created, updated, control] = v;
+    const [sum, rev, state, job, created, updated, control, controlReason] = v;
     if (sum === null || sum === undefined) return undefined;
     return {
       id,
@@ -196,6 +207,7 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
       updatedAt: Number(updated),
       summary: decodeBody(id, "summary", sum),
       ...(control ? { control } : {}),
+      ...(control && controlReason ? { controlReason } : {}),
     };
   }
 
@@ -291,11 +303,12 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
           "created",
           "updated",
           "control",
+          "control_reason",
         );
       } catch (err) {
         throw storeError(err, `reading deployment ${id}`);
       }
-      const [rec, rev, state, job, created, updated, control] = v;
+      const [rec, rev, state, job, created, updated, control, controlReason] = v;
       if (rec === null || rec === undefined) return undefined;
       const out: StoredDeployment = {
         id,
@@ -306,6 +319,7 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
         updatedAt: Number(updated),
         record: decodeBody(id, "record", rec),
         ...(control ? { control } : {}),
+        ...(control && controlReason ? { controlReason } : {}),
       };
       return out;
     },
@@ -336,13 +350,12 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
         throw storeError(err, "listing active deployments");
       }
     },
-    async requestControl(id, control, now) {
-      if (typeof control !== "string" || !/^[a-z]{1,16}$/.test(control))
-        throw invalidArgument("control", "must be a control name");
+    async requestControl(id, control, now, reason) {
+      checkControlRequest(control, reason);
       const reply = await run(
         "edgeplaneRequestControl",
         [keys.deployment(id), keys.changes],
-        [id, control, now, maxLen],
+        [id, control, now, maxLen, reason ?? ""],
         `requesting ${control} of deployment ${id}`,
       );
       failure(reply, { id });

@@ -5,6 +5,8 @@
  * never confused with a script bug (which surfaces as `internal`).
  */
 import { EdgeplaneError, isJobState, type JobStateType } from "@edgeplane/core";
+import { fencedWrite } from "../deployments/codec.js";
+import { DEPLOYMENT_FAILURES } from "../deployments/lua.js";
 import {
   idTaken,
   illegalTransition,
@@ -28,6 +30,11 @@ export const FAILURE_CODES = {
   ILLEGAL_TRANSITION: -5,
   /** `{-6, id}`: a create's new id is already used by another job. */
   ID_TAKEN: -6,
+  /**
+   * `{-10, currentEpoch or "", epoch}`: the write carries a leader epoch that is not the lease's
+   * (the same code and Lua `fenceFailure` as the deployment store).
+   */
+  FENCED: DEPLOYMENT_FAILURES.FENCED,
 } as const;
 
 /** `local E_NOT_FOUND = -1` ..., prepended to every script. */
@@ -51,6 +58,8 @@ const FAILURES: Record<number, (args: readonly unknown[]) => EdgeplaneError> = {
   [FAILURE_CODES.ILLEGAL_TRANSITION]: ([id, from, to, allowed]) =>
     illegalTransition(str(id), state(from), state(to), str(allowed).split(",").filter(Boolean)),
   [FAILURE_CODES.ID_TAKEN]: ([id]) => idTaken(str(id)),
+  [FAILURE_CODES.FENCED]: ([current, epoch]) =>
+    fencedWrite(num(epoch), current === "" || current == null ? undefined : str(current)),
 };
 
 /** The error a script reply stands for, or undefined when the reply is a success (`{1, ...}`). */

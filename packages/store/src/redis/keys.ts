@@ -15,6 +15,7 @@
  * | `ep:jobs:idx:<ns>:<state>:<type>:<ix>`  | zset   | one index partition; `<ix>` is created, updated or name |
  * | `ep:idem:<key>`                         | string | idempotency outcome `<id>\|<changed>\|<created>`, 24 h  |
  * | `ep:secret:<name>`                      | string | a secret every replica shares (`page-tokens`)           |
+ * | `ep:leader`                             | string | the leader lease (the deployment store's key), read by the fence |
  *
  * Index partitions are lexicographic sorted sets (every score 0), so that a position is one
  * member string and "strictly after a cursor" is one `ZRANGEBYLEX key (member + LIMIT 0 n`,
@@ -28,6 +29,7 @@
  * every key must live in one slot.
  */
 import type { JobStateType, JobType } from "@edgeplane/core";
+import { deploymentStoreKeys } from "../deployments/keys.js";
 
 /** The default key prefix. */
 export const DEFAULT_PREFIX = "ep:";
@@ -50,6 +52,8 @@ export interface JobStoreKeys {
   idempotency(key: string): string;
   /** String: a secret shared by every replica (`page-tokens`: the HMAC key of page tokens). */
   secret(name: string): string;
+  /** String: the leader lease the fence of an orchestrator's write checks (built by the deployment store's keys). */
+  readonly lease: string;
   /** Sorted set: one index partition. */
   index(namespace: string, state: JobStateType, type: JobType, kind: IndexKind): string;
 }
@@ -64,6 +68,7 @@ export function jobStoreKeys(prefix: string = DEFAULT_PREFIX): JobStoreKeys {
     namespaces: `${prefix}jobs:ns`,
     idempotency: (key) => `${prefix}idem:${key}`,
     secret: (name) => `${prefix}secret:${name}`,
+    lease: deploymentStoreKeys(prefix).lease,
     index: (namespace, state, type, kind) => `${prefix}jobs:idx:${namespace}:${state}:${type}:${kind}`,
   };
 }

@@ -36,7 +36,7 @@ import {
 } from "../semantics.js";
 import { failureOf } from "./failures.js";
 import { DEFAULT_PREFIX, type IndexKind, indexMember, type JobStoreKeys, jobStoreKeys } from "./keys.js";
-import { decodeRecord, decodeVersion, labelsSlot } from "./record-codec.js";
+import { decodeRecord, decodeVersion, encodeSpec, labelsSlot } from "./record-codec.js";
 import { defineScripts, runScript, type ScriptName } from "./scripts.js";
 
 /** Options of {@link createRedisJobStore}. */
@@ -108,7 +108,14 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
     checkPutCommand(cmd);
     const reply = await run(
       "putJob",
-      [keys.records, keys.versions, keys.events, keys.namespaces, keys.idempotency(cmd.idempotencyKey ?? "")],
+      [
+        keys.records,
+        keys.versions,
+        keys.events,
+        keys.namespaces,
+        keys.idempotency(cmd.idempotencyKey ?? ""),
+        keys.lease,
+      ],
       [
         prefix,
         eventsMaxLen,
@@ -117,7 +124,8 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
         cmd.type,
         cmd.newId,
         cmd.now,
-        JSON.stringify(cmd.spec),
+        // Compressed here: the script stores the spec as an opaque string (see spec-codec.ts).
+        encodeSpec(JSON.stringify(cmd.spec)),
         JSON.stringify(labelsSlot(cmd.labels, cmd.spec)),
         specDigest(cmd.type, cmd.labels, cmd.spec),
         cmd.expectedVersion ?? "",
@@ -126,17 +134,19 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
         cmd.sourceVersion ?? 0,
         cmd.maxVersions ?? DEFAULT_MAX_VERSIONS,
         cmd.idempotencyKey === undefined ? 0 : idemTtlSeconds,
+        cmd.fence?.epoch ?? "",
       ],
     );
     const [, id, packed, changed, created] = reply as [number, string, string, number, number];
     return { job: decodeRecord(id, packed), changed: changed === 1, created: created === 1 };
   }
 
-  function guardArgs(guard: WriteGuard | undefined): [number | string, string] {
+  function guardArgs(guard: WriteGuard | undefined): [number | string, string, number | string] {
     if (guard !== undefined) checkGuard(guard);
     return [
       guard?.expectedRevision ?? "",
       guard?.allowedFrom === undefined ? "*" : guard.allowedFrom.join(","),
+      guard?.fence?.epoch ?? "",
     ];
   }
 
@@ -144,7 +154,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
     checkStatusUpdate(update);
     const reply = await run(
       "updateStatus",
-      [keys.records, keys.events],
+      [keys.records, keys.events, keys.lease],
       [
         prefix,
         eventsMaxLen,
@@ -167,7 +177,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
     checkTime("now", now);
     const reply = await run(
       "deleteJob",
-      [keys.records, keys.events],
+      [keys.records, keys.events, keys.lease],
       [prefix, eventsMaxLen, id, now, ...guardArgs(guard)],
     );
     const [, jobId, packed] = reply as [number, string, string];

@@ -23,9 +23,9 @@ interface ScriptDefinition {
 
 /** Every script, by the name the store uses. Command names are prefixed to avoid clashes. */
 export const SCRIPTS = {
-  putJob: { command: "edgeplanePutJob", keys: 5, body: putJobLua, readOnly: false },
-  updateStatus: { command: "edgeplaneUpdateStatus", keys: 2, body: updateStatusLua, readOnly: false },
-  deleteJob: { command: "edgeplaneDeleteJob", keys: 2, body: deleteJobLua, readOnly: false },
+  putJob: { command: "edgeplanePutJob", keys: 6, body: putJobLua, readOnly: false },
+  updateStatus: { command: "edgeplaneUpdateStatus", keys: 3, body: updateStatusLua, readOnly: false },
+  deleteJob: { command: "edgeplaneDeleteJob", keys: 3, body: deleteJobLua, readOnly: false },
   findJob: { command: "edgeplaneFindJob", keys: 1, body: findJobLua, readOnly: true },
   listJobs: { command: "edgeplaneListJobs", keys: 2, body: listJobsLua, readOnly: true },
   listVersions: { command: "edgeplaneListVersions", keys: 2, body: listVersionsLua, readOnly: true },

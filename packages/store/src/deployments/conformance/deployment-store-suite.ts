@@ -134,6 +134,28 @@ export function describeDeploymentStoreConformance(
       expect(await codeOf(fx.store.requestControl("nope", "pause", T0))).toBe("not_found");
     });
 
+    it("keeps the reason given with a control until the control is cleared", async () => {
+      await fx.store.create(sampleWrite("d1"));
+      await fx.store.requestControl("d1", "pause", T0, "checking the canary's logs");
+      expect(await fx.store.getSummary("d1")).toMatchObject({
+        control: "pause",
+        controlReason: "checking the canary's logs",
+      });
+      expect((await fx.store.get("d1"))?.controlReason).toBe("checking the canary's logs");
+      // A later control without a reason does not inherit the earlier one's.
+      await fx.store.requestControl("d1", "cancel", T0);
+      expect((await fx.store.getSummary("d1"))?.controlReason).toBeUndefined();
+      await fx.store.requestControl("d1", "rollback", T0, "bad canary");
+      await fx.store.clearControl("d1", "rollback");
+      const cleared = await fx.store.getSummary("d1");
+      expect(cleared?.control).toBeUndefined();
+      expect(cleared?.controlReason).toBeUndefined();
+      expect(await codeOf(fx.store.requestControl("d1", "pause", T0, "x".repeat(1025)))).toBe(
+        "invalid_argument",
+      );
+      expect((await fx.store.getSummary("d1"))?.control).toBeUndefined();
+    });
+
     it("appends created, updated and control changes to the change stream", async () => {
       const start = await fx.store.lastChange();
       await fx.store.create(sampleWrite("d1"));

@@ -5,6 +5,7 @@
  * in step. Generated from the TypeScript constants, so the two sides cannot drift apart.
  */
 import { JOB_TYPES } from "@edgeplane/core";
+import { LUA_FENCE } from "../../deployments/lua.js";
 import { DELETED_MESSAGE, LIVE_STATES } from "../../semantics.js";
 import { LUA_FAILURES } from "../failures.js";
 import { LUA_KEYS } from "../keys.js";
@@ -21,6 +22,13 @@ ${LUA_FAILURES}
 local LIVE_STATES = ${luaList(LIVE_STATES)}
 local JOB_TYPES = ${luaList(JOB_TYPES)}
 local DELETED_MESSAGE = ${JSON.stringify(DELETED_MESSAGE)}
+${LUA_FENCE}
+-- A write an orchestrator fences: nil to go ahead, else the coded failure (with the epoch).
+local function checkFence(leaseKey, epoch)
+  local f = fenceFailure(leaseKey, epoch)
+  if f then return {E_FENCED, f[2], epoch} end
+  return nil
+end
 
 -- Mirrors submittedMessage() in semantics.ts (the conformance suite compares the two stores).
 local function submittedMessage(version)

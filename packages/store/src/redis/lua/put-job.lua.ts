@@ -5,12 +5,13 @@ export const putJobLua = `
 -- the namespace, the change-stream entry and the idempotency outcome together.
 -- KEYS[1] records hash        KEYS[2] versions hash     KEYS[3] events stream
 -- KEYS[4] namespaces set      KEYS[5] idempotency key (unused when ARGV[16] is "0")
+-- KEYS[6] leader lease (read by the fence)
 -- ARGV[1] key prefix          ARGV[2] events MAXLEN (~)  ARGV[3] namespace     ARGV[4] name
 -- ARGV[5] type                ARGV[6] id for a create    ARGV[7] now (ms)      ARGV[8] spec JSON
 -- ARGV[9] labels slot JSON (0 = spec.labels)             ARGV[10] spec digest
 -- ARGV[11] expected version or ""                        ARGV[12] expected revision or ""
 -- ARGV[13] version kind       ARGV[14] source version    ARGV[15] versions kept
--- ARGV[16] idempotency TTL in seconds, "0" without a key
+-- ARGV[16] idempotency TTL in seconds, "0" without a key  ARGV[17] leader epoch or "" (no fence)
 -- Returns {1, id, packed record, changed 0|1, created 0|1}, or {E_..., ...} (failures.ts).
 local maxLen, ns, name, jtype, newId = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now = tonumber(ARGV[7])
@@ -18,6 +19,10 @@ local specJson, labels, digest = ARGV[8], cjson.decode(ARGV[9]), ARGV[10]
 local expectedVersion, expectedRevision = tonumber(ARGV[11]), tonumber(ARGV[12])
 local kind, sourceVersion, keep = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
 local idemTtl = tonumber(ARGV[16])
+
+-- An orchestrator's write (a rollback version) goes ahead only while its epoch holds the lease.
+local fenced = checkFence(KEYS[6], ARGV[17])
+if fenced then return fenced end
 
 -- A retried command (same key): answer the first outcome with the job as it is now.
 if idemTtl > 0 then
