@@ -113,6 +113,12 @@ describe("edgectl", () => {
     expect(owned.stderr).toMatch(/spec\.version: is set by the server/);
   });
 
+  it("refuses a bad server flag before starting anything, naming the flag", async () => {
+    const out = await edgectl("server", "--store", "redis://127.0.0.1:1", "--redis-prefix", "no spaces");
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/--redis-prefix: must be 1-64 characters/);
+  });
+
   it("stops gracefully on SIGTERM with exit code 0", async () => {
     expect((await fetch(`${http}/healthz`)).status).toBe(200);
     server.kill("SIGTERM");

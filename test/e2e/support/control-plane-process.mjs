@@ -7,12 +7,14 @@
 // Environment: REDIS_URL, NATS_URL, PREFIX (Redis key prefix), TOKEN_SECRET, the rollout
 // tunables EDGEPLANE_LEADER_TTL_MS / EDGEPLANE_LEADER_TICK_MS / EDGEPLANE_ROLLOUT_SETTLE_MS, and
 // (benchmarks) HEARTBEAT_MS (default 200), POLL_MS (change streams, default 50),
-// PLACEMENT_CONCURRENCY, ROLLOUT_CONCURRENCY, LOG_LEVEL.
+// PLACEMENT_CONCURRENCY, ROLLOUT_CONCURRENCY, LOG_LEVEL, REDIS_AUTOPIPELINE=1 (ioredis
+// auto-pipelining), CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it);
+// `GET /debug/stats` answers the rollout runtime's and placement's counters.
 // Prints one JSON line {"ready": true, "httpUrl", "grpcAddress", "pid"} when it serves.
 //
-// Once control-plane.ts wires startDeploymentServices, `node packages/cli/dist/main.js server
-// --store $REDIS_URL --nats $NATS_URL` is the same thing (see EDGEPLANE_E2E_CONTROL_PLANE in
-// rollout-crash.test.ts).
+// The crash tests run `edgectl server` itself (test/e2e/support/process.ts); the benchmarks use
+// this launcher for its tunables and counters (EDGEPLANE_E2E_CONTROL_PLANE=launcher runs the
+// crash tests on it too).
 import { createServer } from "node:http";
 import { JobService } from "@edgeplane/api";
 import { connectNatsBus } from "@edgeplane/bus";
@@ -36,7 +38,10 @@ const env = (name) => {
 
 const log = createLogger({ component: `cp-${process.pid}`, level: process.env.LOG_LEVEL ?? "info" });
 const prefix = env("PREFIX");
-const redis = new Redis(env("REDIS_URL"), { maxRetriesPerRequest: null });
+const redis = new Redis(env("REDIS_URL"), {
+  maxRetriesPerRequest: null,
+  enableAutoPipelining: process.env.REDIS_AUTOPIPELINE === "1",
+});
 const bus = await connectNatsBus({ servers: [env("NATS_URL")], name: `control-plane-${process.pid}` });
 const jobStore = createRedisJobStore({ redis, prefix });
 const tokens = new PageTokens(process.env.TOKEN_SECRET ?? "e2e-secret");
@@ -63,6 +68,10 @@ const rollouts = await startDeploymentServices({
 });
 grpc.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });
 registerJobRoutes(router, jobs);
+// Benchmarks read the counters of the rollout runtime and placement.
+router.add("GET", "/debug/stats", async () => ({
+  body: { runtime: rollouts.runtime.stats(), placement: rollouts.nodes.placement.stats?.() ?? {} },
+}));
 const grpcPort = await grpc.listen("127.0.0.1:0");
 const http = createServer((req, res) => void router.handle(req, res, log));
 await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
@@ -82,3 +91,28 @@ const stop = async () => {
 };
 process.on("SIGTERM", () => void stop());
 process.on("SIGINT", () => void stop());
+
+// Benchmarks: with CPU_PROFILE=<file>, SIGUSR2 starts a CPU profile and a second SIGUSR2 writes it.
+if (process.env.CPU_PROFILE) {
+  const { Session } = await import("node:inspector");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  const post = (method, params) =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  let profiling = false;
+  process.on("SIGUSR2", async () => {
+    if (!profiling) {
+      profiling = true;
+      await post("Profiler.enable");
+      await post("Profiler.start");
+      return;
+    }
+    profiling = false;
+    const { profile } = await post("Profiler.stop");
+    writeFileSync(process.env.CPU_PROFILE, JSON.stringify(profile));
+    process.stdout.write(`${JSON.stringify({ profile: process.env.CPU_PROFILE })}\n`);
+  });
+}

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** What to run: the support launcher (default), or the CLI once control-plane.ts wires rollouts. */
+/** What to run: `edgectl server` (default), or the support launcher (`EDGEPLANE_E2E_CONTROL_PLANE=launcher`). */
 const LAUNCHER = fileURLToPath(new URL("./control-plane-process.mjs", import.meta.url));
 const CLI = fileURLToPath(new URL("../../../packages/cli/dist/main.js", import.meta.url));
 
@@ -33,14 +33,14 @@ export interface ControlPlaneProcessOptions {
 }
 
 /**
- * Starts a control plane process. `EDGEPLANE_E2E_CONTROL_PLANE=cli` runs
- * `node packages/cli/dist/main.js server --store … --nats …` instead of the launcher (with the
- * key prefix and timings in the environment).
+ * Starts a control plane process: `node packages/cli/dist/main.js server --store … --nats …
+ * --redis-prefix …` (the product itself; timings in the environment), or with
+ * `EDGEPLANE_E2E_CONTROL_PLANE=launcher` the support launcher, which composes the same services.
  */
 export async function startControlPlaneProcess(
   options: ControlPlaneProcessOptions,
 ): Promise<ControlPlaneProcess> {
-  const useCli = process.env.EDGEPLANE_E2E_CONTROL_PLANE === "cli";
+  const useCli = process.env.EDGEPLANE_E2E_CONTROL_PLANE !== "launcher";
   const args = useCli
     ? [
         CLI,
@@ -53,6 +53,8 @@ export async function startControlPlaneProcess(
         "127.0.0.1:0",
         "--http-addr",
         "127.0.0.1:0",
+        "--redis-prefix",
+        options.prefix,
       ]
     : [LAUNCHER];
   const child = spawn(process.execPath, args, {

@@ -11,6 +11,8 @@ Flags:
   --grpc-addr host:port   gRPC listen address (default 127.0.0.1:50051)
   --http-addr host:port   HTTP listen address (default 127.0.0.1:8080)
   --store memory|URL      memory (default) or redis://host:port
+  --redis-prefix PREFIX   prefix of every Redis key (default "ep:"; or $EDGEPLANE_REDIS_PREFIX):
+                          control planes sharing a prefix are replicas of one another
   --nats URL              NATS server URL (repeatable, or comma-separated)
   --token-secret TEXT     secret that signs page tokens, shared by every replica
                           (or $EDGEPLANE_TOKEN_SECRET; default: kept in Redis, or random)
@@ -44,6 +46,7 @@ export async function server(argv: readonly string[]): Promise<number> {
     "grpc-addr": { type: "string" },
     "http-addr": { type: "string" },
     store: { type: "string" },
+    "redis-prefix": { type: "string" },
     nats: { type: "string", multiple: true },
     "token-secret": { type: "string" },
     "max-versions": { type: "string" },
@@ -56,6 +59,13 @@ export async function server(argv: readonly string[]): Promise<number> {
   ) {
     throw new EdgeplaneError("invalid_argument", "--max-versions: must be an integer from 1 to 10000");
   }
+  const redisPrefix = values["redis-prefix"] ?? (process.env.EDGEPLANE_REDIS_PREFIX || undefined);
+  if (redisPrefix !== undefined && !/^[A-Za-z0-9{}:._-]{1,64}$/.test(redisPrefix)) {
+    throw new EdgeplaneError(
+      "invalid_argument",
+      '--redis-prefix: must be 1-64 characters of letters, digits and {}:._- (for example "ep:" or "{ep}:")',
+    );
+  }
   // Loaded here, not at the top: client commands never load the server.
   const { startControlPlane } = await import("@edgeplane/control-plane");
   const nats = (values.nats ?? []).flatMap((v) => v.split(",")).filter(Boolean);
@@ -63,6 +73,7 @@ export async function server(argv: readonly string[]): Promise<number> {
     grpcAddr: values["grpc-addr"],
     httpAddr: values["http-addr"],
     store: values.store ?? "memory",
+    redisPrefix,
     nats,
     tokenSecret: values["token-secret"] ?? process.env.EDGEPLANE_TOKEN_SECRET,
     maxVersions,

@@ -174,6 +174,7 @@ async function rollback(
     fence,
   });
   ctx.counters.jobWrites++;
+  ctx.rememberJob(put.job);
   const version = await rollbackVersion(ctx, put.job, d.jobVersion, toVersion);
   if (version === undefined) {
     // A newer version was submitted meanwhile: it supersedes this deployment; nothing to roll back.

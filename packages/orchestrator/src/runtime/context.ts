@@ -69,6 +69,13 @@ export class RuntimeContext {
   /** Targets of active deployments. */
   readonly targetsOf = new Map<string, ReadonlySet<string>>();
   readonly #specs = new Map<string, JobVersionRecord>();
+  /**
+   * Jobs as this leader last read or wrote them. A deployment sync reads its job from here
+   * instead of Redis: the runtime's own writes keep it current, and the change-stream poll drops
+   * an entry another writer (the API: stop, delete, a new version) moved past it, so a sync sees
+   * such a change within one poll period, as it would see it through the stream anyway.
+   */
+  readonly #jobs = new Map<string, JobRecord>();
   readonly #leader: () => boolean;
   readonly #enqueue: (key: string, afterMs?: number) => void;
   readonly counters = {
@@ -133,6 +140,7 @@ export class RuntimeContext {
     this.epoch = epoch;
     this.termStartedAt = now;
     this.records.clear();
+    this.#jobs.clear();
     this.activeByJob.clear();
     this.targetsOf.clear();
     this.versions.reset();
@@ -168,6 +176,33 @@ export class RuntimeContext {
     }
   }
 
+  /** The job, from the cache (see `#jobs`) or read (and cached); undefined when unknown. */
+  async job(id: string): Promise<JobRecord | undefined> {
+    return this.#jobs.get(id) ?? this.freshJob(id);
+  }
+
+  /** The job read from the store now (and cached). */
+  async freshJob(id: string): Promise<JobRecord | undefined> {
+    const job = await this.jobStore.getJob(id);
+    if (job === undefined) this.#jobs.delete(id);
+    else this.rememberJob(job);
+    return job;
+  }
+
+  /** Caches a job as read or written (an older revision never replaces a newer one). */
+  rememberJob(job: JobRecord): void {
+    const cached = this.#jobs.get(job.id);
+    if (cached !== undefined && cached.revision > job.revision) return;
+    if (cached === undefined && this.#jobs.size >= 100_000) this.#jobs.clear();
+    this.#jobs.set(job.id, job);
+  }
+
+  /** The change stream says job `id` is at `revision`: a cached older copy is dropped. */
+  jobChanged(id: string, revision: number): void {
+    const cached = this.#jobs.get(id);
+    if (cached !== undefined && cached.revision < revision) this.#jobs.delete(id);
+  }
+
   /** Forgets a cached record (someone else wrote it). */
   forget(id: string): void {
     this.records.delete(id);
@@ -197,9 +232,17 @@ export class RuntimeContext {
     allowedFrom?: WriteGuard["allowedFrom"],
   ): Promise<JobRecord | undefined> {
     for (let attempt = 0; attempt < 8; attempt++) {
-      const job = await this.jobStore.getJob(jobId);
+      // The first attempt decides on the cached job: a stale copy fails the revision guard and
+      // the retry reads it fresh. "Nothing to do" is only believed of a fresh read.
+      const cached = attempt === 0 ? this.#jobs.get(jobId) : undefined;
+      let job = cached ?? (await this.freshJob(jobId));
       if (job === undefined || job.state === "deleted") return undefined;
-      const update = decide(job);
+      let update = decide(job);
+      if (update === undefined && cached !== undefined) {
+        job = await this.freshJob(jobId);
+        if (job === undefined || job.state === "deleted") return undefined;
+        update = decide(job);
+      }
       if (update === undefined) return undefined;
       const fence = this.fence();
       try {
@@ -209,6 +252,7 @@ export class RuntimeContext {
           { expectedRevision: job.revision, fence, ...(allowedFrom !== undefined ? { allowedFrom } : {}) },
         );
         this.counters.jobWrites++;
+        this.rememberJob(written);
         return written;
       } catch (err) {
         const e = EdgeplaneError.from(err);

@@ -55,7 +55,7 @@ export async function syncJob(
   placedJobs: Map<string, ReturnType<typeof selectorOf>>,
 ): Promise<void> {
   ctx.counters.jobSyncs++;
-  const job = await ctx.jobStore.getJob(jobId);
+  const job = await ctx.freshJob(jobId);
   const active = job?.deploymentId ? await ctx.record(job.deploymentId) : undefined;
   if (job === undefined || !PLACED.has(job.state)) {
     placedJobs.delete(jobId);

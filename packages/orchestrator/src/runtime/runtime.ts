@@ -363,7 +363,10 @@ export class DeploymentRuntime {
     try {
       for (;;) {
         const events = await this.#jobStore.readEvents(this.#jobCursor, PAGE);
-        for (const ev of events) this.#queue.add(`j:${ev.jobId}`);
+        for (const ev of events) {
+          this.#ctx.jobChanged(ev.jobId, ev.revision);
+          this.#queue.add(`j:${ev.jobId}`);
+        }
         const last = events[events.length - 1];
         if (last !== undefined) this.#jobCursor = last.id;
         if (events.length < PAGE) break;
@@ -428,8 +431,8 @@ export class DeploymentRuntime {
     }
     let d = await ctx.record(id);
     if (d === undefined) return;
-    const job = await this.#jobStore.getJob(d.jobId);
     if (control === undefined && isTerminalDeployment(d.state) && d.state !== "failed") return;
+    const job = await ctx.job(d.jobId);
     // The job stopped, was deleted, or failed on a timeout: its active deployment ends (never
     // planned further: a failure would roll back and so restart a job a person stopped).
     if (isActiveDeployment(d.state) && jobEnded(job, d)) {
