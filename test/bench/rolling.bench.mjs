@@ -1,4 +1,5 @@
-// `npm run bench -- rolling [--nodes 10000] [--connections 4] [--runs 2] [--jobs 1000] [--group 10]`
+// `npm run bench -- rolling [--nodes 10000] [--connections 4] [--runs 2] [--jobs 1000] [--group 10]
+//                           [--start-ms 0]`
 //
 // Two figures, in one environment (nats-server, redis-server and the control plane as separate
 // processes; the simulated agents here, each reporting every new execution running and healthy
@@ -12,9 +13,21 @@
 //    rolling with max_parallel 2 and min_healthy_time 0. Wave turnaround = the time from the
 //    report that freed a slot (a node of the job reporting its execution healthy) to the next
 //    node of that job receiving its assignment, both timestamped here. Goal: p99 under 10 ms.
+//    With `--start-ms S` each agent reports a new execution after a random U(0.5 S, 1.5 S) delay
+//    (an execution starting up), timestamped when it reports; with 0 (the default) it reports at
+//    once, which makes the 1,000 rollouts a closed loop that keeps the control plane saturated:
+//    turnaround is then the queue of every other rollout's step (see docs/benchmarks.md).
+//    CPU per dispatched node (control plane, Redis) and the dispatch rate are reported too.
 
+import { readFileSync } from "node:fs";
 import { benchSpec, deploy, med, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
 import { round } from "./lib.mjs";
+
+/** CPU ms a process used so far (Linux /proc; utime + stime in 10 ms ticks). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 const GOAL =
   "rolling over 10,000 agents in 10 waves (min_healthy_time 0) at most 1.5x the immediate deployment's time; 1,000 concurrent rolling deployments of 10 nodes each with wave turnaround p99 under 10 ms";
@@ -26,7 +39,7 @@ function percentile(xs, p) {
 }
 
 export async function run(args = []) {
-  const opts = parseArgs(args, { nodes: 10_000, connections: 4, runs: 2, jobs: 1000, group: 10 });
+  const opts = parseArgs(args, { nodes: 10_000, connections: 4, runs: 2, jobs: 1000, group: 10, startMs: 0 });
   const env = await startEnvironment({ ...opts, report: true, groupSize: opts.group });
   try {
     // 1. Rolling vs immediate (a first immediate deployment warms everything up).
@@ -49,6 +62,22 @@ export async function run(args = []) {
 
     // 2. Many small rolling deployments at once.
     env.timeline.enabled = true;
+    if (opts.startMs > 0) {
+      for (const a of env.agents) {
+        const send = a.event.bind(a);
+        a.event = (e) => {
+          setTimeout(
+            () => {
+              env.timeline.reported.set(`${e.jobId}/${a.nodeId}`, performance.now());
+              send(e);
+            },
+            opts.startMs * (0.5 + Math.random()),
+          );
+          return "";
+        };
+      }
+    }
+    const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
     const groups = Math.min(opts.jobs, Math.floor(opts.nodes / opts.group));
     const jobIds = new Array(groups);
     const submitStarted = performance.now();
@@ -89,6 +118,7 @@ export async function run(args = []) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const allDispatchedMs = performance.now() - submitStarted;
+    const cpu = { cp: cpuMs(env.cp.child.pid) - cpu0.cp, redis: cpuMs(env.redis.pid) - cpu0.redis };
     // Every deployment ends succeeded.
     let succeeded = 0;
     const doneStarted = performance.now();
@@ -156,6 +186,7 @@ export async function run(args = []) {
         deployments: groups,
         nodes_each: opts.group,
         max_parallel: 2,
+        start_ms: opts.startMs,
         succeeded,
         turnarounds: turnarounds.length,
         turnaround_p50_ms: round(p50, 2),
@@ -165,6 +196,9 @@ export async function run(args = []) {
         submit_all_ms: round(submittedMs, 0),
         all_dispatched_ms: round(allDispatchedMs, 0),
         all_succeeded_ms: round(allSucceededMs, 0),
+        dispatches_per_s: round(expected / (allDispatchedMs / 1000), 0),
+        control_plane_cpu_us_per_node: round((cpu.cp * 1000) / expected, 0),
+        redis_cpu_us_per_node: round((cpu.redis * 1000) / expected, 0),
       },
       node: process.version,
     };
