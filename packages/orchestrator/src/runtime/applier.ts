@@ -174,7 +174,8 @@ async function rollback(
     fence,
   });
   ctx.counters.jobWrites++;
-  ctx.rememberJob(put.job);
+  if (put.changed) ctx.wroteJob(put.job);
+  else ctx.rememberJob(put.job);
   const version = await rollbackVersion(ctx, put.job, d.jobVersion, toVersion);
   if (version === undefined) {
     // A newer version was submitted meanwhile: it supersedes this deployment; nothing to roll back.

@@ -76,6 +76,12 @@ export class RuntimeContext {
    * such a change within one poll period, as it would see it through the stream anyway.
    */
   readonly #jobs = new Map<string, JobRecord>();
+  /**
+   * The revision of each job this runtime wrote last. Its change-stream event needs no job sync:
+   * whatever must follow the runtime's own write (a deployment that ended, a rollback) queues
+   * itself; only other writers' changes (the API) do.
+   */
+  readonly #ownRevisions = new Map<string, number>();
   readonly #leader: () => boolean;
   readonly #enqueue: (key: string, afterMs?: number) => void;
   readonly counters = {
@@ -141,6 +147,7 @@ export class RuntimeContext {
     this.termStartedAt = now;
     this.records.clear();
     this.#jobs.clear();
+    this.#ownRevisions.clear();
     this.activeByJob.clear();
     this.targetsOf.clear();
     this.versions.reset();
@@ -195,6 +202,18 @@ export class RuntimeContext {
     if (cached !== undefined && cached.revision > job.revision) return;
     if (cached === undefined && this.#jobs.size >= 100_000) this.#jobs.clear();
     this.#jobs.set(job.id, job);
+  }
+
+  /** Records that this runtime wrote `job` (see `#ownRevisions`) and caches it. */
+  wroteJob(job: JobRecord): void {
+    if (this.#ownRevisions.size >= 100_000) this.#ownRevisions.clear();
+    this.#ownRevisions.set(job.id, job.revision);
+    this.rememberJob(job);
+  }
+
+  /** Whether the change-stream event of job `id` at `revision` is this runtime's own write. */
+  isOwnWrite(id: string, revision: number): boolean {
+    return this.#ownRevisions.get(id) === revision;
   }
 
   /** The change stream says job `id` is at `revision`: a cached older copy is dropped. */
@@ -252,7 +271,7 @@ export class RuntimeContext {
           { expectedRevision: job.revision, fence, ...(allowedFrom !== undefined ? { allowedFrom } : {}) },
         );
         this.counters.jobWrites++;
-        this.rememberJob(written);
+        this.wroteJob(written);
         return written;
       } catch (err) {
         const e = EdgeplaneError.from(err);

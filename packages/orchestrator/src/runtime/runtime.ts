@@ -364,6 +364,8 @@ export class DeploymentRuntime {
       for (;;) {
         const events = await this.#jobStore.readEvents(this.#jobCursor, PAGE);
         for (const ev of events) {
+          // The runtime's own writes queue what must follow them; other writers' need a sync.
+          if (this.#ctx.isOwnWrite(ev.jobId, ev.revision)) continue;
           this.#ctx.jobChanged(ev.jobId, ev.revision);
           this.#queue.add(`j:${ev.jobId}`);
         }
