@@ -19,14 +19,26 @@
 // same jobs. Last (so its memory does not disturb the samples), a walk pages from the start to
 // page 5000 and checks every page is full, every job is seen once, and it ends at that cursor.
 //
-// Memory: used_memory after loading minus before, per job; minus the average spec JSON size.
+// Memory: used_memory after loading minus before, per job; minus the average spec JSON size
+// (the encoded JSON, although the store keeps specs compressed: see the store's README).
+//
+// The specs: ~1.16 KB of snake_case JSON in canonical key order, but not specs validateJobSpec
+// would accept (an http_client output and Bloblang mappings the config schema does not have,
+// selector expressions as objects, timeouts as strings, no defaults applied), with 36 random hex
+// digits and per-job names, labels, paths and numbers. Each is compressed on its own (against a
+// dictionary built from the schema, not from this data), so repeats between jobs do not help:
+// they compress 2.4x, less than the validated examples/*.yaml (4-7x, `examples_spec_compression_ratio`).
 //
 // Without --expose-gc the benchmark re-runs itself in a child `node --expose-gc` (as the selector
 // benchmark does), so that it can collect the loader's garbage before sampling.
 import { Buffer } from "node:buffer";
+import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
+import { validateJobSpec } from "@edgeplane/core";
+import { parseSelector } from "@edgeplane/selector";
 import { createRedisJobStore, LIVE_STATES, specDigest } from "@edgeplane/store";
 import {
+  decodeRecord,
   encodeRecord,
   labelsSlot,
   nameMember,
@@ -35,6 +47,7 @@ import {
 } from "@edgeplane/store/internal";
 import { startRedis } from "@edgeplane/testkit";
 import { Redis } from "ioredis";
+import { parse as parseYaml } from "yaml";
 import { prng, respawnWithGc, round } from "./lib.mjs";
 
 const GOAL =
@@ -117,7 +130,7 @@ export async function run(args = []) {
       offset.push(
         await timed(async () => {
           reply = await offsetPage(redis, store, partitionKeys, skipped, LIMIT);
-          for (let j = 1; j < reply.length; j += 2) JSON.parse(reply[j].slice(reply[j].indexOf("\n") + 1));
+          for (let j = 1; j < reply.length; j += 2) decodeRecord(reply[j - 1], reply[j]);
         }),
       );
       if (reply.filter((_, j) => j % 2 === 0).join() !== expected.join()) offsetAgrees = false;
@@ -125,6 +138,7 @@ export async function run(args = []) {
     // Last, so its memory does not disturb the samples: paging from the start reaches the same
     // cursor, every page full, every job once.
     const walk = await walkTo(store, query, deepPage, cursor);
+    const codec = codecCost();
 
     const p99Page1 = percentile(page1, 0.99);
     const p99Deep = percentile(pageDeep, 0.99);
@@ -147,8 +161,17 @@ export async function run(args = []) {
       offset_p99_page5000_ms: round(percentile(offset, 0.99)),
       memory_per_job_bytes: Math.round(memoryPerJob),
       encoded_spec_bytes: Math.round(load.specBytes),
+      stored_spec_bytes: Math.round(load.storedSpecBytes),
+      spec_compression_ratio: round(load.specBytes / load.storedSpecBytes, 2),
       overhead_per_job_bytes: Math.round(overhead),
       memory_breakdown_per_job: await breakdown(redis, store, opts.jobs),
+      // Per record, in this process: encode (meta + deflate of the spec), decode with the spec
+      // compressed as stored, and decode of the same record with a plain-JSON spec (as before
+      // compression); a page decodes 100 records.
+      record_encode_us: codec.encodeUs,
+      record_decode_us: codec.decodeUs,
+      record_decode_plain_json_us: codec.decodePlainUs,
+      examples_spec_compression_ratio: exampleRatios(),
       deep_page: deepPage,
       correct,
       checks: { paging_walk: walk.ok, offset_agrees: offsetAgrees, loaded_data_read_by_store: loadedOk },
@@ -252,6 +275,7 @@ async function loadJobs(redis, store, opts) {
   const rand = prng(42);
   const started = performance.now();
   let specBytes = 0;
+  let storedSpecBytes = 0;
   const sample = [];
   for (const [ns] of NAMESPACES) await redis.sadd(keys.namespaces, ns);
   let pipeline = redis.pipeline();
@@ -286,7 +310,9 @@ async function loadJobs(redis, store, opts) {
       sourceVersion: 0,
       oldestVersion: 1,
     };
-    pipeline.hset(keys.records, id, encodeRecord(meta, specJson));
+    const record = encodeRecord(meta, specJson);
+    storedSpecBytes += record.length - record.indexOf("\n") - 1;
+    pipeline.hset(keys.records, id, record);
     pipeline.zadd(keys.index(namespace, state, type, "created"), 0, timeMember(createdAt, id));
     pipeline.zadd(keys.index(namespace, state, type, "updated"), 0, timeMember(updatedAt, id));
     pipeline.zadd(keys.index(namespace, state, type, "name"), 0, nameMember(spec.name, id));
@@ -324,7 +350,12 @@ async function loadJobs(redis, store, opts) {
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0];
   }
-  return { seconds: (performance.now() - started) / 1000, specBytes: specBytes / opts.jobs, sample };
+  return {
+    seconds: (performance.now() - started) / 1000,
+    specBytes: specBytes / opts.jobs,
+    storedSpecBytes: storedSpecBytes / opts.jobs,
+    sample,
+  };
 }
 
 /** The store reads bulk-loaded jobs as its own: get, find, and an identical put is a no-op. */
@@ -437,6 +468,77 @@ async function breakdown(redis, store, jobs) {
     events_stream: Math.round(stream / jobs),
     note: "MEMORY USAGE estimates (sampled); used_memory also counts allocator overhead",
   };
+}
+
+/** µs per record to encode, decode (spec compressed) and decode with a plain-JSON spec. */
+function codecCost() {
+  const rand = prng(7);
+  const records = [];
+  const plain = [];
+  for (let i = 0; i < 2000; i++) {
+    const spec = makeSpec(rand, i, "production", "pipeline");
+    const specJson = JSON.stringify(spec);
+    const meta = {
+      namespace: "production",
+      name: spec.name,
+      type: "pipeline",
+      version: 1,
+      revision: 2,
+      stableVersion: 0,
+      state: "running",
+      message: "running on 5 nodes",
+      details: {},
+      deploymentId: "",
+      createdAt: BASE_TIME + i,
+      updatedAt: BASE_TIME + i + 3,
+      labels: 0,
+      digest: specDigest("pipeline", spec.labels, spec),
+      versionCreatedAt: BASE_TIME + i,
+      versionKind: "submit",
+      sourceVersion: 0,
+      oldestVersion: 1,
+    };
+    records.push([meta, specJson]);
+  }
+  const best = (fn) => {
+    let min = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t = performance.now();
+      fn();
+      min = Math.min(min, performance.now() - t);
+    }
+    return round((min * 1000) / records.length, 2);
+  };
+  const packed = records.map(([meta, json]) => encodeRecord(meta, json));
+  for (const [i, p] of packed.entries()) plain.push(`${p.slice(0, p.indexOf("\n"))}\n${records[i][1]}`);
+  return {
+    encodeUs: best(() => {
+      for (const [meta, json] of records) encodeRecord(meta, json);
+    }),
+    decodeUs: best(() => {
+      for (const [i, p] of packed.entries()) decodeRecord(`job-${i}`, p);
+    }),
+    decodePlainUs: best(() => {
+      for (const [i, p] of plain.entries()) decodeRecord(`job-${i}`, p);
+    }),
+  };
+}
+
+/** Encoded / stored spec size of each example in examples/ (validated, as the store gets them). */
+function exampleRatios() {
+  const dir = new URL("../../examples/", import.meta.url);
+  const out = {};
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
+    const spec = validateJobSpec(parseYaml(readFileSync(new URL(file, dir), "utf8")), {
+      parseExpression: (e) => parseSelector(e),
+    });
+    const json = JSON.stringify(spec);
+    const record = encodeRecord({ labels: 0 }, json);
+    out[file] = round(Buffer.byteLength(json) / (record.length - record.indexOf("\n") - 1), 2);
+  }
+  return out;
 }
 
 async function usedMemory(redis) {

@@ -5,6 +5,7 @@ import {
   decodeRecord,
   decodeVersion,
   encodeRecord,
+  encodeSpec,
   LUA_RECORD_FIELDS,
   labelsSlot,
   RECORD_FIELDS,
@@ -36,8 +37,12 @@ describe("record codec", () => {
   it("round-trips a record, taking labels from the spec when the slot is 0", () => {
     const spec = { labels: { app: "web" }, name: "web", note: "line\nbreak" };
     const packed = encodeRecord(meta, JSON.stringify(spec));
-    expect(packed.split("\n")).toHaveLength(2); // JSON never holds a raw newline
-    expect(packed).toContain('"running on a\\/b"'); // escaped like Lua's cjson
+    // The meta (JSON: never a raw newline) ends at the first newline; the spec is compressed.
+    const metaJson = packed.slice(0, packed.indexOf("\n"));
+    expect(JSON.parse(metaJson)).toHaveLength(RECORD_FIELDS.length);
+    expect(metaJson).toContain('"running on a\\/b"'); // escaped like Lua's cjson
+    expect(packed.slice(metaJson.length + 1)).toBe(encodeSpec(JSON.stringify(spec)));
+    expect(packed.slice(metaJson.length + 1, metaJson.length + 3)).toBe("~1");
     expect(decodeRecord("job-1", packed)).toEqual({
       id: "job-1",
       namespace: "default",
@@ -61,6 +66,16 @@ describe("record codec", () => {
     expect(decodeRecord("job-1", encodeRecord(meta, "{}")).labels).toEqual({});
   });
 
+  it("reads records and versions whose spec is plain JSON (written before compression)", () => {
+    const spec = { labels: { app: "web" }, name: "web" };
+    const packed = encodeRecord(meta, JSON.stringify(spec));
+    const plain = `${packed.slice(0, packed.indexOf("\n"))}\n${JSON.stringify(spec)}`;
+    expect(decodeRecord("job-1", plain)).toEqual(decodeRecord("job-1", packed));
+    const version = decodeVersion("job-1", 2, `[5,"submit",0]\n${encodeSpec(JSON.stringify(spec))}`);
+    expect(version).toEqual(decodeVersion("job-1", 2, `[5,"submit",0]\n${JSON.stringify(spec)}`));
+    expect(version.spec).toEqual(spec);
+  });
+
   it("stores labels once when they equal spec.labels", () => {
     expect(labelsSlot({ a: "1", b: "2" }, { labels: { b: "2", a: "1" } })).toBe(0);
     expect(labelsSlot({}, {})).toBe(0);
@@ -81,6 +96,9 @@ describe("record codec", () => {
     );
     expect(() => decodeRecord("job-1", "[1,2]\n{}")).toThrow(expect.objectContaining({ code: "internal" }));
     expect(() => decodeVersion("job-1", 1, "x\ny")).toThrow(expect.objectContaining({ code: "internal" }));
+    expect(() => decodeRecord("job-1", `${JSON.stringify(RECORD_FIELDS)}\n~7abc`)).toThrow(
+      expect.objectContaining({ code: "internal", message: expect.stringContaining("record job-1") }),
+    );
   });
 
   it("generates the Lua slot constants from the same list", () => {

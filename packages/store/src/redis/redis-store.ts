@@ -69,6 +69,12 @@ const INDEX_OF = { created_at: "created", updated_at: "updated", name: "name" } 
   IndexKind
 >;
 
+/**
+ * Single-job reads and writes keep the job's spec JSON in memory (`spec-codec.ts`): a job is
+ * read and written many times in a row while it is being rolled out. ListJobs pages do not.
+ */
+const REMEMBER = { remember: true } as const;
+
 /** The most jobs one listJobs script call returns (bounds the script's run time and reply). */
 const MAX_PER_CALL = 1000;
 
@@ -138,7 +144,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
       ],
     );
     const [, id, packed, changed, created] = reply as [number, string, string, number, number];
-    return { job: decodeRecord(id, packed), changed: changed === 1, created: created === 1 };
+    return { job: decodeRecord(id, packed, REMEMBER), changed: changed === 1, created: created === 1 };
   }
 
   function guardArgs(guard: WriteGuard | undefined): [number | string, string, number | string] {
@@ -170,7 +176,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
       ],
     );
     const [, jobId, packed] = reply as [number, string, string];
-    return decodeRecord(jobId, packed);
+    return decodeRecord(jobId, packed, REMEMBER);
   }
 
   async function deleteJob(id: string, now: number, guard?: WriteGuard): Promise<JobRecord> {
@@ -181,7 +187,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
       [prefix, eventsMaxLen, id, now, ...guardArgs(guard)],
     );
     const [, jobId, packed] = reply as [number, string, string];
-    return decodeRecord(jobId, packed);
+    return decodeRecord(jobId, packed, REMEMBER);
   }
 
   async function listJobs(query: ListJobsQuery): Promise<ListJobsPage> {
@@ -282,13 +288,13 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
     putJob,
     getJob: async (id) => {
       const packed = await call(() => redis.hget(keys.records, id));
-      return packed === null ? undefined : decodeRecord(id, packed);
+      return packed === null ? undefined : decodeRecord(id, packed, REMEMBER);
     },
     findJob: async (namespace, name) => {
       const reply = (await run("findJob", [keys.records], [prefix, namespace, name])) as
         | [string, string]
         | null;
-      return reply === null ? undefined : decodeRecord(reply[0], reply[1]);
+      return reply === null ? undefined : decodeRecord(reply[0], reply[1], REMEMBER);
     },
     updateStatus,
     deleteJob,
