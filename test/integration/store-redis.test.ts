@@ -112,6 +112,39 @@ describe("Redis job store", () => {
     expect(await client.hkeys(store.keys.versions)).toEqual([`${job.id}:1`]);
   });
 
+  it("reads, changes and lists records whose spec was stored as plain JSON (before compression)", async () => {
+    const store = newStore();
+    const clock = new TestClock();
+    const cmd = putCommand(clock, "ns", "legacy", { config: { v: 1, text: "plain" } });
+    const { job } = await store.putJob(cmd);
+    const packed = (await client.hget(store.keys.records, job.id)) as string;
+    expect(packed.slice(packed.indexOf("\n") + 1).startsWith("~1")).toBe(true);
+    // Rewrite it as an older control plane stored it: the same meta, the spec as JSON.
+    const legacy = `${packed.slice(0, packed.indexOf("\n"))}\n${JSON.stringify(cmd.spec)}`;
+    await client.hset(store.keys.records, job.id, legacy);
+    const fresh = createRedisJobStore({ redis: client, prefix: store.keys.prefix });
+    expect((await fresh.getJob(job.id))?.spec).toEqual(cmd.spec);
+    expect((await fresh.putJob({ ...cmd, now: clock.tick() })).changed).toBe(false);
+    const running = await fresh.updateStatus(job.id, { state: "running", message: "", now: clock.tick() });
+    expect(running.spec).toEqual(cmd.spec);
+    const page = await fresh.listJobs({
+      namespace: "ns",
+      limit: 10,
+      orderBy: "created_at",
+      order: "desc",
+      includeDeleted: false,
+    });
+    expect(page.items.map((j) => j.spec)).toEqual([cmd.spec]);
+    // A new version keeps the plain old spec as version 1 and stores the new one compressed.
+    const v2 = putCommand(clock, "ns", "legacy", { config: { v: 2 } });
+    expect((await fresh.putJob(v2)).job.version).toBe(2);
+    expect((await fresh.getVersion(job.id, 1))?.spec).toEqual(cmd.spec);
+    expect((await fresh.listVersions(job.id, { limit: 10 })).items.map((v) => v.spec)).toEqual([
+      v2.spec,
+      cmd.spec,
+    ]);
+  });
+
   it("keeps exactly three index entries per job, in the job's own partition", async () => {
     const store = newStore();
     const clock = new TestClock();
