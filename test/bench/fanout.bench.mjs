@@ -11,10 +11,13 @@
 // events) so the figure is the fan-out itself. Each run submits a new version of the job, so every
 // run is a full deployment of a new version to every node; a first, warm-up deployment (which
 // creates the job, and pays for JIT and script loading) is reported apart and not counted.
+// `cp_cpu_us_per_node` / `redis_cpu_us_per_node`: CPU the control plane and Redis spent per node
+// over the measured deployments (Linux /proc; robust to a busy machine where latency is not).
 //
 // Also exports the helpers rolling.bench.mjs uses.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { round } from "./lib.mjs";
 
@@ -28,10 +31,16 @@ export async function run(args = []) {
   try {
     const warmup = await deploy(env, { strategy: "immediate" }, "warm-up");
     const runs = [];
+    const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
     for (let i = 0; i < opts.runs; i++) {
       const r = await deploy(env, { strategy: "immediate" }, `v${i + 1}`);
       runs.push(r);
     }
+    // The last deployment's trailing work (job and deployment states) belongs to it too.
+    await new Promise((r) => setTimeout(r, 200));
+    const perNode = (ms0, ms1) => round(((ms1 - ms0) * 1000) / (opts.runs * opts.nodes), 1);
+    const cpCpu = perNode(cpu0.cp, cpuMs(env.cp.child.pid));
+    const redisCpu = perNode(cpu0.redis, cpuMs(env.redis.pid));
     const base = [];
     for (let i = 0; i < opts.runs; i++) base.push(await baseline(env));
     const best = Math.min(...runs.map((r) => r.allHoldMs));
@@ -54,10 +63,25 @@ export async function run(args = []) {
       baseline_ms_median: round(baseMedian, 1),
       baseline_ms_each: base.map((b) => round(b, 1)),
       ratio_to_baseline: round(median / baseMedian, 1),
+      cp_cpu_us_per_node: cpCpu,
+      redis_cpu_us_per_node: redisCpu,
       node: process.version,
     };
   } finally {
     await env.stop();
+  }
+}
+
+/**
+ * CPU ms a process used so far (Linux /proc: utime + stime in 10 ms ticks); NaN where /proc is
+ * not there (the figure then reads null).
+ */
+export function cpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
   }
 }
 

@@ -60,6 +60,7 @@ import {
   type NodeStore,
 } from "@edgeplane/store";
 import { BoundedSet } from "./bounded-set.js";
+import { DesiredStateEncoder } from "./desired-encoder.js";
 import { desiredStateMessage } from "./desired-message.js";
 import { DropCounter, type DropReason } from "./drops.js";
 import {
@@ -245,6 +246,7 @@ export class NodeRegistry {
   readonly #execListeners = new Set<ExecutionChangeListener>();
   readonly #onExecChange = (nodeId: string) => (jobId: string) => this.#notifyExecution(nodeId, jobId);
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #encoder = new DesiredStateEncoder();
   /** When each node was last sent its desired state; only nodes not in sync stay here. */
   readonly #lastPush = new Map<string, number>();
   /** Nodes whose re-send is loading the desired state. */
@@ -458,17 +460,12 @@ export class NodeRegistry {
     return this.#nodes.get(id)?.state;
   }
 
-  /** What placement needs about a node. */
+  /**
+   * What placement needs about a node: the live node itself, read-only (no copy, as placement
+   * asks once per node sync): its fields are the node's current ones whenever they are read.
+   */
   placementView(id: string): PlacementView | undefined {
-    const e = this.#nodes.get(id);
-    if (e === undefined) return undefined;
-    return {
-      id: e.id,
-      labels: e.labels,
-      state: e.state,
-      appliedRevision: e.appliedRevision,
-      desiredRevision: e.desiredRevision,
-    };
+    return this.#nodes.get(id);
   }
 
   /**
@@ -1107,10 +1104,7 @@ export class NodeRegistry {
     now: number,
   ): void {
     this.#lastPush.set(entry.id, now);
-    this.#bus.publish(
-      subjects.desired(entry.id),
-      encode(DesiredStateSchema, desiredStateMessage(entry.id, revision, assignments, now)),
-    );
+    this.#bus.publish(subjects.desired(entry.id), this.#encoder.encode(entry.id, revision, assignments, now));
   }
 
   /** Records that the node was just sent its desired state (rate-limits re-sends); returns now. */

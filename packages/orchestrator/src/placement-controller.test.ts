@@ -6,13 +6,18 @@ import {
   createMemoryJobStore,
   createMemoryNodeData,
   createMemoryNodeStore,
+  type DesiredStateStore,
   type JobStore,
   type MemoryNodeData,
 } from "@edgeplane/store";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNodeRegistry, type NodeRegistry } from "./node-registry.js";
 import { executionIdFor } from "./placement.js";
-import { createPlacementController, type PlacementController } from "./placement-controller.js";
+import {
+  createPlacementController,
+  type PlacementController,
+  type PlacementControllerOptions,
+} from "./placement-controller.js";
 import { SimAgent } from "./sim-agent.js";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -29,8 +34,14 @@ let placement: PlacementController;
 const stops: Array<() => Promise<void>> = [];
 let seq = 0;
 
-async function startServices(): Promise<void> {
-  const desiredStore = createMemoryDesiredStateStore({ data });
+async function startServices(
+  options: {
+    wrap?: (store: DesiredStateStore) => DesiredStateStore;
+    placement?: Partial<PlacementControllerOptions>;
+  } = {},
+): Promise<void> {
+  const plain = createMemoryDesiredStateStore({ data });
+  const desiredStore = options.wrap?.(plain) ?? plain;
   registry = createNodeRegistry({
     bus: broker.connect(),
     nodeStore: createMemoryNodeStore({ data }),
@@ -48,6 +59,7 @@ async function startServices(): Promise<void> {
     logger: quiet,
     pollIntervalMs: 3_600_000,
     resyncIntervalMs: 0,
+    ...options.placement,
   });
   await registry.start();
   await placement.start();
@@ -269,5 +281,176 @@ describe("check-and-set conflicts", () => {
     expect(jobIdsOf(a)).toEqual([job.id]);
     expect(a.appliedRevision).toBe(3);
     expect(placement.stats().syncErrors).toBeGreaterThan(0);
+  });
+});
+
+describe("batches", () => {
+  /** Restarts the services with a desired store that records every `putMany` call's size. */
+  async function restartCounting(placement: Partial<PlacementControllerOptions> = {}): Promise<number[]> {
+    const calls: number[] = [];
+    for (const stop of stops.splice(0)) await stop();
+    await startServices({
+      placement,
+      wrap: (store) => ({
+        ...store,
+        putMany: (cmds) => {
+          calls.push(cmds.length);
+          return store.putMany(cmds);
+        },
+      }),
+    });
+    return calls;
+  }
+
+  it("writes the nodes queued together in one store call each batch, and pushes every one", async () => {
+    const calls = await restartCounting({ batchSize: 8, concurrency: 1 });
+    const agents = [];
+    for (let i = 0; i < 20; i++) agents.push(await agent(`n${String(i).padStart(2, "0")}`, { site: "x" }));
+    await converge();
+    calls.length = 0;
+    const job = await submit("logs", { selector: { match_labels: { site: "x" } } });
+    await converge();
+    for (const a of agents) expect(jobIdsOf(a)).toEqual([job.id]);
+    expect(calls.reduce((x, y) => x + y, 0)).toBe(20);
+    expect(Math.max(...calls)).toBe(8);
+    expect(calls.length).toBeLessThanOrEqual(4);
+    expect(placement.stats()).toMatchObject({ desiredWrites: 20, syncErrors: 0 });
+  });
+
+  it("a lost check-and-set fails only its node, which converges on the retry", async () => {
+    await restartCounting({ batchSize: 64, concurrency: 1 });
+    const agents = [];
+    for (let i = 0; i < 5; i++) agents.push(await agent(`n${i}`, {}));
+    await converge();
+    // Another writer bumps n2 behind placement's back.
+    await createMemoryDesiredStateStore({ data }).put({ nodeId: "n2", assignments: [], now: clock.now() });
+    const job = await submit("logs");
+    await converge();
+    await new Promise((r) => setTimeout(r, 50)); // the retry after the conflict (backoff)
+    await converge();
+    for (const a of agents) expect(jobIdsOf(a)).toEqual([job.id]);
+    expect(placement.stats().syncErrors).toBe(1);
+    expect(agents[2]?.appliedRevision).toBe(2);
+    expect(agents[0]?.appliedRevision).toBe(1);
+  });
+
+  it("writes nothing when the gate closes while a batch is computed", async () => {
+    // Once armed: open for the start of the next sync, closed when it is about to write.
+    let armed = false;
+    let checks = 0;
+    const calls = await restartCounting({
+      gate: { isActive: () => !armed || checks++ === 0 },
+    });
+    const a = await agent("n1", {});
+    await converge();
+    armed = true;
+    await submit("logs");
+    await converge();
+    expect(checks).toBe(2);
+    expect(calls).toEqual([]);
+    expect(jobIdsOf(a)).toEqual([]);
+    armed = false;
+    await placement.resync();
+    await converge();
+    expect(jobIdsOf(a)).toHaveLength(1);
+    expect(calls).toEqual([1]);
+  });
+
+  it("a store that cannot be reached fails the batch's writes; they are retried", async () => {
+    let failures = 1;
+    for (const stop of stops.splice(0)) await stop();
+    await startServices({
+      wrap: (store) => ({
+        ...store,
+        putMany: async (cmds) => {
+          if (failures-- > 0) throw new Error("connection reset");
+          return store.putMany(cmds);
+        },
+      }),
+    });
+    const agents = [await agent("n1", {}), await agent("n2", {})];
+    const job = await submit("logs");
+    await converge();
+    await new Promise((r) => setTimeout(r, 50));
+    await converge();
+    for (const x of agents) expect(jobIdsOf(x)).toEqual([job.id]);
+    expect(placement.stats().syncErrors).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("rollouts (a version source)", () => {
+  it("assigns what the source names, and a source reset during a batch's loads aborts it until the retry", async () => {
+    const names = new Map<string, { version: number; deploymentId: string }>();
+    let generation = 0;
+    let resets = 1;
+    const source = {
+      get generation() {
+        return generation;
+      },
+      ensure: (): Promise<void> | undefined => {
+        if (resets === 0) return undefined;
+        resets--;
+        // A new leadership term begins while this load is in flight.
+        return Promise.resolve().then(() => {
+          generation++;
+        });
+      },
+      versionOf: (jobId: string, nodeId: string) => names.get(`${jobId}/${nodeId}`),
+      jobsOn: (nodeId: string) =>
+        new Set(
+          [...names.keys()].filter((k) => k.endsWith(`/${nodeId}`)).map((k) => k.split("/")[0] as string),
+        ),
+    };
+    for (const stop of stops.splice(0)) await stop();
+    await startServices({ placement: { versions: source } });
+    const n1 = await agent("n1", {});
+    const n2 = await agent("n2", {});
+    const job = await submit("logs");
+    names.set(`${job.id}/n1`, { version: 1, deploymentId: "dep-1" });
+    await converge();
+    await new Promise((r) => setTimeout(r, 50)); // the retry after the aborted batch (backoff)
+    await converge();
+    expect(n1.desired?.assignments.map((a) => [a.jobId, a.jobVersion, a.deploymentId])).toEqual([
+      [job.id, 1, "dep-1"],
+    ]);
+    expect(jobIdsOf(n2)).toEqual([]);
+    expect(placement.stats().syncErrors).toBeGreaterThanOrEqual(1);
+    expect(resets).toBe(0);
+  });
+});
+
+describe("rollouts: versions other than the current one", () => {
+  it("places an older version from its stored spec, and not at all a version the store no longer keeps", async () => {
+    const names = new Map<string, { version: number; deploymentId: string }>();
+    const source = {
+      generation: 0,
+      ensure: () => undefined,
+      versionOf: (jobId: string, nodeId: string) => names.get(`${jobId}/${nodeId}`),
+      jobsOn: (nodeId: string) =>
+        new Set(
+          [...names.keys()].filter((k) => k.endsWith(`/${nodeId}`)).map((k) => k.split("/")[0] as string),
+        ),
+    };
+    for (const stop of stops.splice(0)) await stop();
+    await startServices({ placement: { versions: source } });
+    const n1 = await agent("n1", {});
+    const n2 = await agent("n2", {});
+    const v1 = await submit("logs", { description: "v1" });
+    const v2 = await submit("logs", { description: "v2", restart_policy: "always" });
+    expect(v2.version).toBe(2);
+    names.set(`${v1.id}/n1`, { version: 1, deploymentId: "dep-old" });
+    names.set(`${v1.id}/n2`, { version: 7, deploymentId: "dep-gone" });
+    await converge();
+    placement.nodesChanged(["n1", "n2"]);
+    await converge();
+    expect(n1.desired?.assignments.map((a) => [a.jobVersion, a.restartPolicy, a.deploymentId])).toEqual([
+      [1, "on-failure", "dep-old"],
+    ]);
+    expect(jobIdsOf(n2)).toEqual([]);
+    // A version assigned later is loaded too.
+    names.set(`${v1.id}/n1`, { version: 2, deploymentId: "dep-new" });
+    placement.nodesChanged(["n1"]);
+    await converge();
+    expect(n1.desired?.assignments.map((a) => [a.jobVersion, a.restartPolicy])).toEqual([[2, "always"]]);
   });
 });

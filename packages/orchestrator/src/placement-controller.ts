@@ -16,6 +16,10 @@
  *              stored set: write it (revision + 1, check-and-set on the revision), push it,
  *              and add j:<id> for every job that gained or lost this node.
  * ```
+ * A worker syncs the node keys queued together as one batch (up to `batchSize`): every set is
+ * computed, the changed ones are written in one store round trip (`putMany`: still one
+ * check-and-set per node), and each is pushed once stored, so a fan-out to a fleet costs a few
+ * round trips instead of one per node.
  * Missed or duplicate triggers are harmless: every sync re-reads the state it decides on.
  */
 import {
@@ -32,15 +36,16 @@ import type {
   JobRecord,
   JobStore,
   JsonObject,
+  PutDesiredCommand,
+  PutDesiredResult,
 } from "@edgeplane/store";
-import type { NodeRegistry } from "./node-registry.js";
+import type { NodeRegistry, PlacementView } from "./node-registry.js";
 import {
   assignmentSignature,
   computeAssignments,
   isPlacedJobState,
   isPlacedWithRollouts,
   PLACED_JOB_STATES,
-  type PlacedVersion,
   type PlacementJob,
   placementJob,
   type VersionLookup,
@@ -99,8 +104,16 @@ export interface PlacementControllerOptions {
   readonly pollIntervalMs?: number;
   /** Every job and node is re-synced this often (missed events, trimmed stream); default 5 min; 0 = never. */
   readonly resyncIntervalMs?: number;
-  /** Keys synced in parallel; default 8 (256 with `versions`: node syncs are mostly Redis round trips). */
+  /**
+   * Workers; default 8. A worker syncs one job, or a batch of up to `batchSize` queued nodes (so
+   * up to concurrency × batchSize node syncs are in flight).
+   */
   readonly concurrency?: number;
+  /**
+   * The most nodes one worker syncs together: their sets computed, written in one store round
+   * trip (`putMany`), then pushed. Default 128; 1 = one node at a time.
+   */
+  readonly batchSize?: number;
   /** Rollouts decide versions (see {@link PlacementVersionSource}); default: every node gets the current version. */
   readonly versions?: PlacementVersionSource;
   /** Write only while this says so (the leader lease); call `resync()` when it starts saying so. */
@@ -127,7 +140,25 @@ interface Held {
   readonly stopped: ReadonlySet<string>;
 }
 
+/** A node's write, planned by a batch sync. */
+interface PendingWrite {
+  readonly cmd: PutDesiredCommand;
+  readonly signature: string;
+  /** The jobs of the set it replaces. */
+  readonly before: ReadonlySet<string>;
+}
+
 const NOTHING: ReadonlySet<string> = new Set();
+
+/** Whether two sets hold the same items. */
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+/** Node keys (`n:<id>`) are synced in batches; job keys (`j:<id>`) one at a time. */
+const isNodeKey = (key: string): boolean => key.startsWith("n:");
 const EVENT_PAGE = 1000;
 const LIST_PAGE = 1000;
 
@@ -146,10 +177,16 @@ export class PlacementController {
   readonly #pollIntervalMs: number;
   readonly #resyncIntervalMs: number;
   readonly #concurrency: number;
+  readonly #batchSize: number;
   readonly #versions: PlacementVersionSource | undefined;
   readonly #gate: PlacementGate | undefined;
   /** Specs of job versions other than the current one (`<job>:<version>`), immutable. */
   readonly #specs = new Map<string, JsonObject>();
+  /**
+   * Versions (`<job>:<version>`) the job store did not have when asked (a node assigned one is
+   * not placed). Asked again on the next resync (cleared), so the set stays small.
+   */
+  readonly #goneSpecs = new Set<string>();
   /** Placed jobs whose versions may not be loaded in the source yet (the indexed lookup). */
   #unloaded = new Set<string>();
   #sourceGeneration = -1;
@@ -186,7 +223,8 @@ export class PlacementController {
     this.#resyncIntervalMs = options.resyncIntervalMs ?? 5 * 60_000;
     this.#versions = options.versions;
     this.#gate = options.gate;
-    this.#concurrency = options.concurrency ?? (options.versions ? 256 : 8);
+    this.#concurrency = options.concurrency ?? 8;
+    this.#batchSize = Math.max(1, Math.floor(options.batchSize ?? 128));
     // Registered at once, so changes between construction and start() are not missed.
     this.#offNodeChange = this.#registry.onNodeChange((id) => this.#queue.add(`n:${id}`));
   }
@@ -205,8 +243,10 @@ export class PlacementController {
       this.#queue.add(`n:${id}`);
     }
     if (this.#initial.size === 0) for (const id of this.#jobs.keys()) this.#queue.add(`j:${id}`);
-    this.#workers = this.#queue.run((key) => this.#sync(key), {
+    this.#workers = this.#queue.runBatched((keys) => this.#sync(keys), {
       concurrency: this.#concurrency,
+      maxBatch: this.#batchSize,
+      batchable: isNodeKey,
       onError: (key, err) => {
         this.#counters.syncErrors++;
         const e = EdgeplaneError.from(err);
@@ -236,6 +276,7 @@ export class PlacementController {
 
   /** Queues every placed job and every node again (also run every `resyncIntervalMs`). */
   async resync(): Promise<void> {
+    this.#goneSpecs.clear();
     try {
       await this.#loadJobs((id) => this.#queue.add(`j:${id}`));
     } catch (err) {
@@ -373,18 +414,24 @@ export class PlacementController {
 
   // ── Syncs ──────────────────────────────────────────────────────────────────────────────────
 
-  async #sync(key: string): Promise<void> {
-    const id = key.slice(2);
-    if (key.startsWith("n:")) {
-      this.#counters.nodeSyncs++;
-      try {
-        await this.#syncNode(id);
-      } finally {
-        this.#settled(id);
-      }
-    } else {
+  /** Syncs one job key, or a batch of node keys (see `runBatched`); returns the keys that failed. */
+  async #sync(keys: readonly string[]): Promise<ReadonlyMap<string, unknown> | undefined> {
+    const first = keys[0] as string;
+    if (!isNodeKey(first)) {
       this.#counters.jobSyncs++;
-      await this.#syncJob(id);
+      await this.#syncJob(first.slice(2));
+      return undefined;
+    }
+    const ids = keys.map((k) => k.slice(2));
+    this.#counters.nodeSyncs += ids.length;
+    try {
+      const failed = await this.#syncNodes(ids);
+      if (failed === undefined || failed.size === 0) return undefined;
+      const byKey = new Map<string, unknown>();
+      for (const [id, err] of failed) byKey.set(`n:${id}`, err);
+      return byKey;
+    } finally {
+      for (const id of ids) this.#settled(id);
     }
   }
 
@@ -440,91 +487,79 @@ export class PlacementController {
     }
   }
 
+  /** Whether placement may write now (the leader gate). */
+  #leads(): boolean {
+    return this.#gate === undefined || this.#gate.isActive();
+  }
+
   /**
-   * The jobs and the version lookup of one node sync, loading what they need first (versions,
-   * old specs). With the source's reverse index only the jobs the node runs a version of are
-   * looked at, once every placed job's versions are loaded.
+   * Syncs a batch of nodes: loads what their computations need (rollouts: job versions, old
+   * specs), computes every node's set, writes the changed ones in one `putMany` (each
+   * check-and-set on the revision this controller holds), and pushes each written one (after
+   * it is stored). Returns the nodes that failed (they are retried with backoff).
    */
-  async #lookupFor(node: {
-    id: string;
-    labels: Readonly<Record<string, string>>;
-  }): Promise<{ jobs: Iterable<PlacementJob>; lookup: VersionLookup }> {
-    const source = this.#versions as PlacementVersionSource;
-    let jobs: Iterable<PlacementJob>;
-    if (source.jobsOn !== undefined && source.generation !== undefined) {
-      const generation = source.generation;
-      if (generation !== this.#sourceGeneration) {
-        this.#sourceGeneration = generation;
-        this.#unloaded = new Set(this.#jobs.keys());
-      }
-      for (const jobId of [...this.#unloaded]) {
-        if (this.#jobs.has(jobId)) {
-          const loading = source.ensure(jobId);
-          if (loading !== undefined) await loading;
-        }
-        this.#unloaded.delete(jobId);
-      }
-      // Forgotten meanwhile (a new term): computing now could drop assignments; retry instead.
-      if (source.generation !== generation)
-        throw new EdgeplaneError("aborted", "the version source was reset during a node sync");
-      const list: PlacementJob[] = [];
-      for (const jobId of source.jobsOn(node.id)) {
-        const pj = this.#jobs.get(jobId);
-        if (pj !== undefined) list.push(pj);
-      }
-      jobs = list;
-    } else {
-      const list: PlacementJob[] = [];
-      for (const pj of this.#jobs.values()) {
-        if (pj.selector === undefined || !pj.selector.matches(node)) continue;
-        const loading = source.ensure(pj.job.id);
-        if (loading !== undefined) await loading;
-        list.push(pj);
-      }
-      jobs = list;
+  async #syncNodes(ids: readonly string[]): Promise<Map<string, unknown> | undefined> {
+    if (!this.#leads()) return undefined;
+    const nodes: PlacementView[] = [];
+    for (const id of ids) {
+      const node = this.#registry.placementView(id);
+      if (node !== undefined) nodes.push(node);
     }
-    for (const { job } of jobs) {
-      const v = source.versionOf(job.id, node.id);
-      if (v !== undefined && v.version !== job.version) await this.#loadSpec(job.id, v.version);
+    const jobLists = this.#versions === undefined ? undefined : await this.#jobsFor(nodes);
+    const failed = new Map<string, unknown>();
+    const writes: PendingWrite[] = [];
+    const now = this.#clock.now();
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i] as PlacementView;
+      try {
+        const write = this.#plan(node, jobLists?.[i], now);
+        if (write !== undefined) writes.push(write);
+      } catch (err) {
+        failed.set(node.id, err);
+      }
     }
-    const lookup = (job: JobRecord, nodeId: string): PlacedVersion | undefined => {
-      const v = source.versionOf(job.id, nodeId);
-      if (v === undefined) return undefined;
-      const spec = v.version === job.version ? job.spec : this.#specs.get(`${job.id}:${v.version}`);
-      return spec === undefined ? undefined : { version: v.version, spec, deploymentId: v.deploymentId };
-    };
-    return { jobs, lookup };
+    // The lease may have gone while this batch loaded what it needed.
+    if (writes.length === 0 || !this.#leads()) return failed;
+    let results: PutDesiredResult[];
+    try {
+      results = await this.#desiredStore.putMany(writes.map((w) => w.cmd));
+    } catch (err) {
+      for (const w of writes) failed.set(w.cmd.nodeId, err);
+      return failed;
+    }
+    const conflicts: string[] = [];
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i] as PendingWrite;
+      const r = results[i];
+      if (r?.ok === true) {
+        this.#written(w, r.record);
+        continue;
+      }
+      const error = r?.error ?? new EdgeplaneError("internal", "the store returned no result for a write");
+      failed.set(w.cmd.nodeId, error);
+      if (error.code === "aborted") conflicts.push(w.cmd.nodeId);
+    }
+    // Someone else wrote (another replica, an operator tool): re-read; the retry decides again.
+    if (conflicts.length > 0) await Promise.all(conflicts.map((id) => this.#reread(id)));
+    return failed;
   }
 
-  async #loadSpec(jobId: string, version: number): Promise<void> {
-    const key = `${jobId}:${version}`;
-    if (this.#specs.has(key)) return;
-    const found = await this.#jobStore.getVersion?.(jobId, version);
-    if (found === undefined) {
-      this.#log.warn("a node is assigned a job version the job store no longer keeps; it is not placed", {
-        job: jobId,
-        version,
-      });
-      return;
-    }
-    this.#specs.set(key, found.spec);
-  }
-
-  async #syncNode(nodeId: string): Promise<void> {
-    if (this.#gate !== undefined && !this.#gate.isActive()) return;
-    const node = this.#registry.placementView(nodeId);
-    if (node === undefined) return;
-    const current: Held = this.#held.get(nodeId) ?? {
+  /** A node's new set, when it differs from the stored one (or the agent is ahead of it). */
+  #plan(
+    node: PlacementView,
+    jobs: Iterable<PlacementJob> | undefined,
+    now: number,
+  ): PendingWrite | undefined {
+    const current: Held = this.#held.get(node.id) ?? {
       revision: node.desiredRevision,
       signature: "",
       jobIds: NOTHING,
       stopped: NOTHING,
     };
-    const looked = this.#versions === undefined ? undefined : await this.#lookupFor(node);
     let assignments = computeAssignments(
-      looked?.jobs ?? this.#jobs.values(),
+      jobs ?? this.#jobs.values(),
       { id: node.id, labels: node.labels, state: node.state, heldJobIds: current.jobIds },
-      looked?.lookup,
+      this.#versions === undefined ? undefined : this.#lookup,
     );
     // An execution cancelled through the Executions API stays stopped while it stays in the set.
     if (current.stopped.size > 0)
@@ -533,66 +568,177 @@ export class PlacementController {
       );
     const signature = assignmentSignature(assignments);
     const ahead = node.appliedRevision > current.revision;
-    if (signature === current.signature && !ahead) return;
-    // The lease may have gone while this sync loaded what it needed.
-    if (this.#gate !== undefined && !this.#gate.isActive()) return;
-    let record: DesiredStateRecord;
-    try {
-      record = await this.#desiredStore.put({
-        nodeId,
+    if (signature === current.signature && !ahead) return undefined;
+    return {
+      before: current.jobIds,
+      signature,
+      cmd: {
+        nodeId: node.id,
         assignments,
-        now: this.#clock.now(),
+        now,
         expectedRevision: current.revision,
         minRevision: ahead ? node.appliedRevision + 1 : undefined,
-      });
-    } catch (err) {
-      if (EdgeplaneError.from(err).code === "aborted") {
-        // Someone else wrote (another replica, an operator tool): re-read it; the retry decides again.
-        const stored = await this.#desiredStore.get(nodeId);
-        if (stored) {
-          this.#remember(stored);
-          // The registry holds the revision of nodes with an empty set: bring it up to date too.
-          this.#registry.desiredChanged(stored);
+      },
+    };
+  }
+
+  /** A write is stored: remember it, queue the jobs that gained or lost the node, push it. */
+  #written(w: PendingWrite, record: DesiredStateRecord): void {
+    this.#counters.desiredWrites++;
+    this.#remember(record, w.signature);
+    const after = this.#held.get(record.nodeId)?.jobIds ?? NOTHING;
+    if (after !== w.before) {
+      for (const j of w.before) if (!after.has(j)) this.#queue.add(`j:${j}`);
+      for (const j of after) if (!w.before.has(j)) this.#queue.add(`j:${j}`);
+    }
+    this.#registry.desiredChanged(record);
+  }
+
+  /** Re-reads a node's stored state after a lost check-and-set (errors are left to the retry). */
+  async #reread(nodeId: string): Promise<void> {
+    try {
+      const stored = await this.#desiredStore.get(nodeId);
+      if (stored === undefined) return;
+      this.#remember(stored);
+      // The registry holds the revision of nodes with an empty set: bring it up to date too.
+      this.#registry.desiredChanged(stored);
+    } catch {
+      // The node's retry re-reads what it needs.
+    }
+  }
+
+  /**
+   * Rollouts: the jobs each node's sync looks at, loading what the computations need first (job
+   * versions, old specs). With the source's reverse index only the jobs a node runs a version of
+   * are looked at, once every placed job's versions are loaded.
+   */
+  async #jobsFor(nodes: readonly PlacementView[]): Promise<PlacementJob[][]> {
+    const source = this.#versions as PlacementVersionSource;
+    const lists: PlacementJob[][] = [];
+    let generation: number | undefined;
+    if (source.jobsOn !== undefined && source.generation !== undefined) {
+      generation = source.generation;
+      if (generation !== this.#sourceGeneration) {
+        this.#sourceGeneration = generation;
+        this.#unloaded = new Set(this.#jobs.keys());
+      }
+      if (this.#unloaded.size > 0) {
+        for (const jobId of [...this.#unloaded]) {
+          if (this.#jobs.has(jobId)) {
+            const loading = source.ensure(jobId);
+            if (loading !== undefined) await loading;
+          }
+          this.#unloaded.delete(jobId);
         }
       }
-      throw err;
+      for (const node of nodes) {
+        const list: PlacementJob[] = [];
+        for (const jobId of source.jobsOn(node.id)) {
+          const pj = this.#jobs.get(jobId);
+          if (pj !== undefined) list.push(pj);
+        }
+        lists.push(list);
+      }
+    } else {
+      for (const node of nodes) {
+        const list: PlacementJob[] = [];
+        for (const pj of this.#jobs.values()) {
+          if (pj.selector === undefined || !pj.selector.matches(node)) continue;
+          const loading = source.ensure(pj.job.id);
+          if (loading !== undefined) await loading;
+          list.push(pj);
+        }
+        lists.push(list);
+      }
     }
-    this.#counters.desiredWrites++;
-    const before = current.jobIds;
-    this.#remember(record);
-    const after = this.#held.get(nodeId)?.jobIds ?? NOTHING;
-    for (const j of before) if (!after.has(j)) this.#queue.add(`j:${j}`);
-    for (const j of after) if (!before.has(j)) this.#queue.add(`j:${j}`);
-    this.#registry.desiredChanged(record);
+    // Versions other than the current one need their specs (kept by the job store). Checked again
+    // after every load (versions may move meanwhile), so none is missing when the sets are
+    // computed, right after the last check: a missing spec would drop the assignment.
+    for (;;) {
+      const missing = new Map<string, { jobId: string; version: number }>();
+      for (let i = 0; i < nodes.length; i++) {
+        const nodeId = (nodes[i] as PlacementView).id;
+        for (const { job } of lists[i] as PlacementJob[]) {
+          const v = source.versionOf(job.id, nodeId);
+          if (v === undefined || v.version === job.version) continue;
+          const key = `${job.id}:${v.version}`;
+          if (!this.#specs.has(key) && !this.#goneSpecs.has(key))
+            missing.set(key, { jobId: job.id, version: v.version });
+        }
+      }
+      if (missing.size === 0) break;
+      for (const { jobId, version } of missing.values()) await this.#loadSpec(jobId, version);
+    }
+    // Forgotten meanwhile (a new term): computing now could drop assignments; retry instead.
+    if (generation !== undefined && source.generation !== generation)
+      throw new EdgeplaneError("aborted", "the version source was reset during a node sync");
+    return lists;
+  }
+
+  /** Rollouts: the version of a job a node runs (what the source says, with that version's spec). */
+  readonly #lookup: VersionLookup = (job, nodeId) => {
+    const v = (this.#versions as PlacementVersionSource).versionOf(job.id, nodeId);
+    if (v === undefined) return undefined;
+    const spec = v.version === job.version ? job.spec : this.#specs.get(`${job.id}:${v.version}`);
+    return spec === undefined ? undefined : { version: v.version, spec, deploymentId: v.deploymentId };
+  };
+
+  async #loadSpec(jobId: string, version: number): Promise<void> {
+    const key = `${jobId}:${version}`;
+    if (this.#specs.has(key)) return;
+    const found = await this.#jobStore.getVersion?.(jobId, version);
+    if (found === undefined) {
+      if (!this.#goneSpecs.has(key))
+        this.#log.warn("a node is assigned a job version the job store no longer keeps; it is not placed", {
+          job: jobId,
+          version,
+        });
+      this.#goneSpecs.add(key);
+      return;
+    }
+    this.#goneSpecs.delete(key);
+    this.#specs.set(key, found.spec);
   }
 
   // ── Bookkeeping ────────────────────────────────────────────────────────────────────────────
 
   /** Records a stored desired state: the held set and the reverse index. */
-  #remember(record: DesiredStateRecord): void {
-    const before = this.#held.get(record.nodeId)?.jobIds ?? NOTHING;
-    for (const j of before) {
-      const set = this.#holders.get(j);
-      set?.delete(record.nodeId);
-      if (set?.size === 0) this.#holders.delete(j);
+  #remember(record: DesiredStateRecord, signature = assignmentSignature(record.assignments)): void {
+    const nodeId = record.nodeId;
+    const before = this.#held.get(nodeId)?.jobIds ?? NOTHING;
+    let jobIds: ReadonlySet<string> = NOTHING;
+    let stopped: Set<string> | undefined;
+    if (record.assignments.length > 0) {
+      const ids = new Set<string>();
+      for (const a of record.assignments) {
+        ids.add(a.jobId);
+        if (a.desiredState !== "stopped") continue;
+        stopped ??= new Set();
+        stopped.add(a.executionId);
+      }
+      // The same jobs as before (a new version, say): keep the set, and the index as it is.
+      jobIds = sameSet(ids, before) ? before : ids;
     }
-    if (record.assignments.length === 0) {
-      this.#held.delete(record.nodeId);
-      return;
+    if (jobIds !== before) {
+      for (const j of before) {
+        if (jobIds.has(j)) continue;
+        const set = this.#holders.get(j);
+        set?.delete(nodeId);
+        if (set?.size === 0) this.#holders.delete(j);
+      }
+      for (const j of jobIds) {
+        if (before.has(j)) continue;
+        let set = this.#holders.get(j);
+        if (set === undefined) {
+          set = new Set<string>();
+          this.#holders.set(j, set);
+        }
+        set.add(nodeId);
+      }
     }
-    const jobIds = new Set(record.assignments.map((a) => a.jobId));
-    const stopped = record.assignments.filter((a) => a.desiredState === "stopped").map((a) => a.executionId);
-    this.#held.set(record.nodeId, {
-      revision: record.revision,
-      signature: assignmentSignature(record.assignments),
-      jobIds,
-      stopped: stopped.length > 0 ? new Set(stopped) : NOTHING,
-    });
-    for (const j of jobIds) {
-      const set = this.#holders.get(j) ?? new Set<string>();
-      this.#holders.set(j, set);
-      set.add(record.nodeId);
-    }
+    if (jobIds.size === 0) this.#held.delete(nodeId);
+    else
+      this.#held.set(nodeId, { revision: record.revision, signature, jobIds, stopped: stopped ?? NOTHING });
   }
 
   /** Queues a node on behalf of a job whose state must wait for it. */

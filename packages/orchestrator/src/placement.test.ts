@@ -53,6 +53,9 @@ function node(
 describe("executionIdFor", () => {
   it("is deterministic per job × version × node and differs otherwise", () => {
     const a = executionIdFor("job-1", 1, "n1");
+    // Pinned: a changed derivation would rename every running execution.
+    expect(a).toBe("exec-67x8knz0mswdyq987afd");
+    expect(executionIdFor("jü", 4_294_967_295, "node-000123")).toBe("exec-q8yewefh7fgsc71vs9hf");
     expect(a).toMatch(/^exec-[0-9a-hjkmnp-tv-z]{20}$/);
     expect(executionIdFor("job-1", 1, "n1")).toBe(a);
     expect(

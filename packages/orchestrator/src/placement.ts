@@ -14,7 +14,7 @@
  * (`placement-controller.ts`) diffs this against the stored set and writes a new revision only
  * when the set changed.
  */
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import type { JobStateType } from "@edgeplane/core";
 import { compileNodeSelector, type Labels, type NodeSelector } from "@edgeplane/selector";
 import type { AssignmentRecord, JobRecord, JsonObject, NodeStateType } from "@edgeplane/store";
@@ -80,6 +80,15 @@ export function placementJob(job: JobRecord): PlacementJob {
 }
 
 const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
+const BASE32_CODES = Uint8Array.from(BASE32, (c) => c.charCodeAt(0));
+/** Where an execution id is spelled ("exec-" and 20 characters; one string made from it, not 20). */
+const ID_BYTES = Buffer.from("exec-00000000000000000000", "latin1");
+
+/** SHA-256 of a string: the one-shot `crypto.hash` where Node has it (20.12+; faster), else a Hash. */
+const sha256: (s: string) => Uint8Array =
+  typeof crypto.hash === "function"
+    ? (s) => crypto.hash("sha256", s, "buffer")
+    : (s) => crypto.createHash("sha256").update(s).digest();
 
 /**
  * The execution id of one job version on one node: `exec-` + 20 base32 characters (100 bits) of
@@ -87,19 +96,19 @@ const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
  * assignment names the same execution, and a new version is a new execution.
  */
 export function executionIdFor(jobId: string, version: number, nodeId: string): string {
-  const digest = createHash("sha256").update(`${jobId}\0${version}\0${nodeId}`).digest();
-  let out = "exec-";
+  const digest = sha256(`${jobId}\0${version}\0${nodeId}`);
   let bits = 0;
   let acc = 0;
-  for (let i = 0; out.length < 25; ) {
+  let i = 0;
+  for (let k = 5; k < 25; k++) {
     if (bits < 5) {
       acc = (acc << 8) | (digest[i++] ?? 0);
       bits += 8;
     }
     bits -= 5;
-    out += BASE32[(acc >> bits) & 31];
+    ID_BYTES[k] = BASE32_CODES[(acc >> bits) & 31] ?? 0;
   }
-  return out;
+  return ID_BYTES.toString("latin1", 0, 25);
 }
 
 /** A job version other than the current one: its number, its spec, and who assigned it. */
@@ -117,9 +126,7 @@ export interface PlacedVersion {
 export function assignmentFor(job: JobRecord, nodeId: string, at?: PlacedVersion): AssignmentRecord {
   const spec = at?.spec ?? job.spec;
   const version = at?.version ?? job.version;
-  const timeouts = objectAt(spec, "timeouts");
-  const health = objectAt(objectAt(spec, "deployment"), "health_check");
-  const restart = spec.restart_policy;
+  const parts = specParts(spec);
   return {
     executionId: executionIdFor(job.id, version, nodeId),
     jobId: job.id,
@@ -127,17 +134,45 @@ export function assignmentFor(job: JobRecord, nodeId: string, at?: PlacedVersion
     namespace: job.namespace,
     jobName: job.name,
     type: at !== undefined && typeof spec.type === "string" ? spec.type : job.type,
-    config: (objectAt(spec, "config") ?? {}) as JsonObject,
+    config: parts.config,
     desiredState: "running",
-    timeouts: {
-      executionTimeout: numberAt(timeouts, "execution_timeout", 0),
-      queueTimeout: numberAt(timeouts, "queue_timeout", 0),
-      totalTimeout: numberAt(timeouts, "total_timeout", 0),
-    },
-    restartPolicy: typeof restart === "string" ? restart : "on-failure",
-    maxErrorRate: numberAt(health, "max_error_rate", 0.1),
+    timeouts: parts.timeouts,
+    restartPolicy: parts.restartPolicy,
+    maxErrorRate: parts.maxErrorRate,
     deploymentId: at?.deploymentId ?? "",
   };
+}
+
+/** What an assignment takes from a job version's spec (the same for every node). */
+interface SpecParts {
+  readonly config: JsonObject;
+  readonly timeouts: AssignmentRecord["timeouts"];
+  readonly restartPolicy: string;
+  readonly maxErrorRate: number;
+}
+
+/** Per spec object (specs are immutable): its parts, read once and shared by every node's assignment. */
+const partsBySpec = new WeakMap<JsonObject, SpecParts>();
+
+function specParts(spec: JsonObject): SpecParts {
+  let parts = partsBySpec.get(spec);
+  if (parts === undefined) {
+    const timeouts = objectAt(spec, "timeouts");
+    const health = objectAt(objectAt(spec, "deployment"), "health_check");
+    const restart = spec.restart_policy;
+    parts = {
+      config: (objectAt(spec, "config") ?? {}) as JsonObject,
+      timeouts: {
+        executionTimeout: numberAt(timeouts, "execution_timeout", 0),
+        queueTimeout: numberAt(timeouts, "queue_timeout", 0),
+        totalTimeout: numberAt(timeouts, "total_timeout", 0),
+      },
+      restartPolicy: typeof restart === "string" ? restart : "on-failure",
+      maxErrorRate: numberAt(health, "max_error_rate", 0.1),
+    };
+    partsBySpec.set(spec, parts);
+  }
+  return parts;
 }
 
 /**

@@ -187,4 +187,65 @@ describe("WorkQueue", () => {
     expect(runs).toBeGreaterThanOrEqual(5);
     expect(runs).toBeLessThan(500);
   });
+
+  it("takeMany hands out waiting keys from the head while accepted, as if by get", async () => {
+    const q = new WorkQueue<string>();
+    for (const k of ["n1", "n2", "n3", "j1", "n4"]) q.add(k);
+    const isNode = (k: string) => k.startsWith("n");
+    expect(q.takeMany(2, isNode)).toEqual(["n1", "n2"]);
+    expect(q.takeMany(10, isNode)).toEqual(["n3"]);
+    expect(q.takeMany(10, isNode)).toEqual([]);
+    expect(q.length).toBe(2);
+    expect(q.inFlight).toBe(3);
+    q.add("n1");
+    expect(q.length).toBe(2);
+    q.done("n1");
+    expect(await q.get()).toBe("j1");
+    expect(q.takeMany(10)).toEqual(["n4", "n1"]);
+    expect(q.takeMany(10)).toEqual([]);
+  });
+
+  it("runBatched groups batchable keys, runs others alone, and retries only the keys that failed", async () => {
+    const q = new WorkQueue<string>({ baseDelayMs: 1 });
+    const calls: string[][] = [];
+    const errors: string[] = [];
+    let failN3 = true;
+    let failJob = true;
+    for (const k of ["n1", "n2", "n3", "j1", "n4", "n5", "n6"]) q.add(k);
+    const running = q.runBatched(
+      async (keys) => {
+        calls.push([...keys]);
+        await new Promise((r) => setTimeout(r, 1));
+        if (keys.includes("j1") && failJob) {
+          failJob = false;
+          throw new Error("job failed");
+        }
+        if (keys.includes("n3") && failN3) {
+          failN3 = false;
+          return new Map([["n3", new Error("n3 failed")]]);
+        }
+        return undefined;
+      },
+      {
+        concurrency: 1,
+        maxBatch: 2,
+        batchable: (k) => k.startsWith("n"),
+        onError: (k) => errors.push(k),
+      },
+    );
+    while (calls.flat().filter((k) => k === "n3" || k === "j1").length < 4 || q.length > 0 || q.inFlight > 0)
+      await new Promise((r) => setTimeout(r, 2));
+    q.shutDown();
+    await running;
+    // A batch stops at the first key that is not batchable; the retries join later batches.
+    expect(calls.slice(0, 4)).toEqual([["n1", "n2"], ["n3"], ["j1"], ["n4", "n5"]]);
+    expect(calls.every((c) => c.length <= 2 && (c.length === 1 || c.every((k) => k.startsWith("n"))))).toBe(
+      true,
+    );
+    const count = (k: string) => calls.flat().filter((x) => x === k).length;
+    expect(["n1", "n2", "n3", "j1", "n4", "n5", "n6"].map(count)).toEqual([1, 1, 2, 2, 1, 1, 1]);
+    expect(errors).toEqual(["n3", "j1"]);
+    expect(q.failures("n3")).toBe(0);
+    expect(q.failures("n1")).toBe(0);
+  });
 });

@@ -161,6 +161,28 @@ export class WorkQueue<K = string> {
     return new Promise((resolve) => this.#getters.push(resolve));
   }
 
+  /**
+   * Hands out, without waiting, up to `max` keys that are waiting now, from the head of the queue
+   * while `accept` says yes (the first key it refuses stays, as does everything after it). Each
+   * key is in flight exactly as if `get` had returned it (call `done` for every one).
+   */
+  takeMany(max: number, accept?: (key: K) => boolean): K[] {
+    const out: K[] = [];
+    while (out.length < max && this.length > 0) {
+      const key = this.#queue[this.#head] as K;
+      if (accept !== undefined && !accept(key)) break;
+      this.#head++;
+      this.#dirty.delete(key);
+      this.#processing.add(key);
+      out.push(key);
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return out;
+  }
+
   /** Marks the key's processing finished; queues it again if it was added meanwhile. */
   done(key: K): void {
     if (!this.#processing.delete(key)) return;
@@ -206,6 +228,49 @@ export class WorkQueue<K = string> {
           this.addRateLimited(key);
         } finally {
           this.done(key);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, worker));
+  }
+
+  /**
+   * Like {@link run}, but a worker whose key is `batchable` also takes the batchable keys queued
+   * right behind it (up to `maxBatch` in all, see {@link takeMany}) and hands them to `handler`
+   * together; other keys go to `handler` alone. `handler` returns the keys that failed (with
+   * their errors); a rejection fails every key of the call. Each key is then `forget`-ed or
+   * `addRateLimited`-ed (reported to `onError`), and `done`, on its own.
+   */
+  async runBatched(
+    handler: (keys: readonly K[]) => Promise<ReadonlyMap<K, unknown> | undefined>,
+    options: {
+      concurrency?: number;
+      maxBatch: number;
+      batchable: (key: K) => boolean;
+      onError?: (key: K, error: unknown) => void;
+    },
+  ): Promise<void> {
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const key = await this.get();
+        if (key === undefined) return;
+        const keys =
+          options.maxBatch > 1 && options.batchable(key)
+            ? [key, ...this.takeMany(options.maxBatch - 1, options.batchable)]
+            : [key];
+        let failed: ReadonlyMap<K, unknown> | undefined;
+        let all: { error: unknown } | undefined;
+        try {
+          failed = await handler(keys);
+        } catch (error) {
+          all = { error };
+        }
+        for (const k of keys) {
+          if (all !== undefined || failed?.has(k) === true) {
+            options.onError?.(k, all !== undefined ? all.error : failed?.get(k));
+            this.addRateLimited(k);
+          } else this.forget(k);
+          this.done(k);
         }
       }
     };

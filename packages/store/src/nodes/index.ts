@@ -4,6 +4,7 @@
  * `@edgeplane/store` barrel.
  */
 
+export { AssignmentTemplates } from "./assignment-templates.js";
 export type { NodeStoreKeys } from "./keys.js";
 export { DEFAULT_NODE_PREFIX, nodeStoreKeys } from "./keys.js";
 export type { MemoryDesiredStateStoreOptions, MemoryNodeData, MemoryNodeStoreOptions } from "./memory.js";
@@ -27,6 +28,7 @@ export type {
   NodeRecord,
   NodeStore,
   PutDesiredCommand,
+  PutDesiredResult,
 } from "./node-store.js";
 export { MAX_DESIRED_REVISION } from "./node-store.js";
 export type { RedisDesiredStateStore, RedisNodeStore, RedisNodeStoreOptions } from "./redis.js";

@@ -1,9 +1,11 @@
 /**
  * The in-memory {@link NodeStore} and {@link DesiredStateStore}: the dev default and the reference
  * the Redis ones are compared with. They keep the same JSON text as Redis (so records handed out
- * are always copies), and apply each write synchronously before its promise settles, so
- * concurrent writes are applied one at a time, like Lua scripts in Redis.
+ * are always copies; a write returns its checked assignments, whose `config` objects are the
+ * command's), and apply each write synchronously before its promise settles, so concurrent
+ * writes are applied one at a time, like Lua scripts in Redis.
  */
+import { EdgeplaneError } from "@edgeplane/core";
 import {
   checkNodeRecord,
   checkPutDesired,
@@ -22,6 +24,8 @@ import {
   MAX_DESIRED_REVISION,
   type NodeRecord,
   type NodeStore,
+  type PutDesiredCommand,
+  type PutDesiredResult,
 } from "./node-store.js";
 
 /**
@@ -92,6 +96,17 @@ export function createMemoryDesiredStateStore(
     const text = data.desired.get(nodeId);
     return text === undefined ? undefined : decodeDesired(nodeId, text);
   };
+  /** One write, applied synchronously (like one step of the Lua script). */
+  const write = (cmd: PutDesiredCommand): DesiredStateRecord => {
+    const assignments = checkPutDesired(cmd);
+    const current = read(cmd.nodeId)?.revision ?? 0;
+    if (cmd.expectedRevision !== undefined && cmd.expectedRevision !== current)
+      throw desiredConflict(cmd.nodeId, cmd.expectedRevision, current);
+    const revision = nextRevision(current, cmd.minRevision);
+    if (revision > MAX_DESIRED_REVISION) throw revisionExhausted(cmd.nodeId);
+    data.desired.set(cmd.nodeId, spliceRevision(revision, encodeDesiredBody(assignments, cmd.now)));
+    return { nodeId: cmd.nodeId, revision, assignments, updatedAt: cmd.now };
+  };
   return {
     get: async (nodeId) => read(nodeId),
     loadAll: async () => [...data.desired.keys()].map((id) => read(id) as DesiredStateRecord),
@@ -100,17 +115,15 @@ export function createMemoryDesiredStateStore(
       for (const id of data.desired.keys()) out.set(id, (read(id) as DesiredStateRecord).revision);
       return out;
     },
-    put: async (cmd) => {
-      const assignments = checkPutDesired(cmd);
-      const current = read(cmd.nodeId)?.revision ?? 0;
-      if (cmd.expectedRevision !== undefined && cmd.expectedRevision !== current)
-        throw desiredConflict(cmd.nodeId, cmd.expectedRevision, current);
-      const revision = nextRevision(current, cmd.minRevision);
-      if (revision > MAX_DESIRED_REVISION) throw revisionExhausted(cmd.nodeId);
-      const text = spliceRevision(revision, encodeDesiredBody(assignments, cmd.now));
-      data.desired.set(cmd.nodeId, text);
-      return decodeDesired(cmd.nodeId, text);
-    },
+    put: async (cmd) => write(cmd),
+    putMany: async (cmds) =>
+      cmds.map((cmd): PutDesiredResult => {
+        try {
+          return { ok: true, record: write(cmd) };
+        } catch (err) {
+          return { ok: false, error: EdgeplaneError.from(err) };
+        }
+      }),
     close: async () => {},
   };
 }

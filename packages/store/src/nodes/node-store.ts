@@ -12,6 +12,7 @@
  * Two implementations of each (memory and Redis) pass one conformance suite
  * (`conformance/node-store-suite.ts`). Times are milliseconds since the epoch.
  */
+import type { EdgeplaneError } from "@edgeplane/core";
 import type { JsonObject } from "../job-store.js";
 import type { NodeStateType } from "./node-state.js";
 
@@ -114,6 +115,15 @@ export interface PutDesiredCommand {
   readonly minRevision?: number;
 }
 
+/**
+ * The outcome of one write of {@link DesiredStateStore.putMany}: the stored record, or why this
+ * write was refused (`invalid_argument`, `aborted` with `metadata.current_revision`,
+ * `out_of_range`: what `put` would reject with).
+ */
+export type PutDesiredResult =
+  | { readonly ok: true; readonly record: DesiredStateRecord }
+  | { readonly ok: false; readonly error: EdgeplaneError };
+
 /** The largest revision (the proto field is a uint32). */
 export const MAX_DESIRED_REVISION = 4_294_967_295;
 
@@ -130,6 +140,14 @@ export interface DesiredStateStore {
    * record. `out_of_range` past {@link MAX_DESIRED_REVISION}.
    */
   put(cmd: PutDesiredCommand): Promise<DesiredStateRecord>;
+  /**
+   * Many `put`s in one round trip (placement writes a batch of nodes this way). Each write is
+   * checked and applied on its own, in order, exactly as `put` would (a later write of the same
+   * node sees the earlier one): `results[i]` is the outcome of `cmds[i]`, and a refused write
+   * does not stop the others. Rejects (an `EdgeplaneError`) only when the store cannot be reached;
+   * then, as with `put`, any of the writes may or may not have been applied.
+   */
+  putMany(cmds: readonly PutDesiredCommand[]): Promise<PutDesiredResult[]>;
   /** Releases connections the store opened itself. */
   close(): Promise<void>;
 }

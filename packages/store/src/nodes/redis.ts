@@ -1,8 +1,8 @@
 /**
  * The Redis {@link NodeStore} and {@link DesiredStateStore} (production). Keys come from
  * `keys.ts`. Node records are written in batches: one `HSET` per chunk of records, all chunks in
- * one `MULTI`, one round trip. A desired state is written by one Lua script that decides the
- * revision where it reads the current one.
+ * one `MULTI`, one round trip. Desired states are written by one Lua script that decides each
+ * revision where it reads the current one; a batch of nodes (`putMany`) is one script call.
  */
 import { EdgeplaneError, invalidArgument, isEdgeplaneError } from "@edgeplane/core";
 import { Redis } from "ioredis";
@@ -18,11 +18,14 @@ import {
 } from "./codec.js";
 import { DEFAULT_NODE_PREFIX, type NodeStoreKeys, nodeStoreKeys } from "./keys.js";
 import {
+  type AssignmentRecord,
   type DesiredStateRecord,
   type DesiredStateStore,
   MAX_DESIRED_REVISION,
   type NodeRecord,
   type NodeStore,
+  type PutDesiredCommand,
+  type PutDesiredResult,
 } from "./node-store.js";
 import { putDesiredLua } from "./put-desired.lua.js";
 
@@ -55,7 +58,8 @@ export interface RedisDesiredStateStore extends DesiredStateStore {
 const CHUNK = 500;
 /** `HSCAN` page size of the loads. */
 const SCAN_COUNT = 1000;
-const PUT_DESIRED = "edgeplanePutDesired";
+/** The script's command name (named for its argument layout: a definition is kept per client). */
+const PUT_DESIRED = "edgeplanePutDesiredMany";
 
 function clientOf(redis: Redis | string): { client: Redis; owned: boolean } {
   if (typeof redis !== "string") {
@@ -142,7 +146,29 @@ export function createRedisNodeStore(options: RedisNodeStoreOptions): RedisNodeS
   };
 }
 
-type PutDesiredReply = [number, number, string?];
+/** Writes per script call of `putMany` (bounds one command's size; larger batches take several). */
+const WRITES_PER_CALL = 1000;
+
+/**
+ * The commands of one `putMany`, checked: per command its checked assignments or why it is
+ * refused, and the indexes of the valid ones (the ones sent).
+ */
+function prepareWrites(cmds: readonly PutDesiredCommand[]): {
+  readonly checked: Array<AssignmentRecord[] | EdgeplaneError>;
+  readonly valid: number[];
+} {
+  const checked: Array<AssignmentRecord[] | EdgeplaneError> = new Array(cmds.length);
+  const valid: number[] = [];
+  for (let i = 0; i < cmds.length; i++) {
+    try {
+      checked[i] = checkPutDesired(cmds[i] as PutDesiredCommand);
+      valid.push(i);
+    } catch (err) {
+      checked[i] = EdgeplaneError.from(err);
+    }
+  }
+  return { checked, valid };
+}
 
 /** Creates the Redis {@link DesiredStateStore}. */
 export function createRedisDesiredStateStore(options: RedisNodeStoreOptions): RedisDesiredStateStore {
@@ -154,7 +180,69 @@ export function createRedisDesiredStateStore(options: RedisNodeStoreOptions): Re
   }
   const putDesired = (
     redis as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>
-  )[PUT_DESIRED] as (...args: Array<string | number>) => Promise<unknown>;
+  )[PUT_DESIRED] as (...args: Array<string | number | Array<string | number>>) => Promise<unknown>;
+
+  /** One script call per WRITES_PER_CALL valid writes (sent together: one round trip). */
+  const putMany = async (cmds: readonly PutDesiredCommand[]): Promise<PutDesiredResult[]> => {
+    const { checked, valid } = prepareWrites(cmds);
+    const calls: Array<Promise<unknown>> = [];
+    for (let from = 0; from < valid.length; from += WRITES_PER_CALL) {
+      const args: Array<string | number> = [];
+      for (const i of valid.slice(from, from + WRITES_PER_CALL)) {
+        const cmd = cmds[i] as PutDesiredCommand;
+        args.push(
+          cmd.nodeId,
+          cmd.expectedRevision === undefined ? "" : cmd.expectedRevision,
+          cmd.minRevision ?? 0,
+          encodeDesiredBody(checked[i] as AssignmentRecord[], cmd.now),
+        );
+      }
+      calls.push(putDesired.call(redis, keys.desired, keys.desiredRevisions, MAX_DESIRED_REVISION, args));
+    }
+    let replies: unknown[];
+    try {
+      replies = await Promise.all(calls);
+    } catch (err) {
+      throw storeError(
+        err,
+        cmds.length === 1
+          ? `writing the desired state of node ${(cmds[0] as PutDesiredCommand).nodeId}`
+          : `writing the desired states of ${cmds.length} nodes`,
+      );
+    }
+    const results: PutDesiredResult[] = new Array(cmds.length);
+    for (let i = 0; i < cmds.length; i++) {
+      const c = checked[i];
+      if (c instanceof EdgeplaneError) results[i] = { ok: false, error: c };
+    }
+    for (let k = 0; k < valid.length; k++) {
+      const i = valid[k] as number;
+      const cmd = cmds[i] as PutDesiredCommand;
+      const reply = replies[Math.floor(k / WRITES_PER_CALL)] as number[];
+      const at = (k % WRITES_PER_CALL) * 2;
+      const code = reply[at];
+      const value = reply[at + 1] as number;
+      results[i] =
+        code === 1
+          ? {
+              ok: true,
+              record: {
+                nodeId: cmd.nodeId,
+                revision: value,
+                assignments: checked[i] as AssignmentRecord[],
+                updatedAt: cmd.now,
+              },
+            }
+          : {
+              ok: false,
+              error:
+                code === -1
+                  ? desiredConflict(cmd.nodeId, cmd.expectedRevision ?? 0, value)
+                  : revisionExhausted(cmd.nodeId),
+            };
+    }
+    return results;
+  };
   return {
     keys,
     redis,
@@ -200,27 +288,12 @@ export function createRedisDesiredStateStore(options: RedisNodeStoreOptions): Re
       return out;
     },
     put: async (cmd) => {
-      const assignments = checkPutDesired(cmd);
-      let reply: PutDesiredReply;
-      try {
-        reply = (await putDesired.call(
-          redis,
-          keys.desired,
-          keys.desiredRevisions,
-          cmd.nodeId,
-          cmd.expectedRevision === undefined ? "" : cmd.expectedRevision,
-          cmd.minRevision ?? 0,
-          encodeDesiredBody(assignments, cmd.now),
-          MAX_DESIRED_REVISION,
-        )) as PutDesiredReply;
-      } catch (err) {
-        throw storeError(err, `writing the desired state of node ${cmd.nodeId}`);
-      }
-      const [code, value, text] = reply;
-      if (code === -1) throw desiredConflict(cmd.nodeId, cmd.expectedRevision ?? 0, value);
-      if (code === -2) throw revisionExhausted(cmd.nodeId);
-      return decodeDesired(cmd.nodeId, text as string);
+      const [result] = await putMany([cmd]);
+      if (result === undefined) throw new EdgeplaneError("internal", "putMany returned no result");
+      if (!result.ok) throw result.error;
+      return result.record;
     },
+    putMany: (cmds) => putMany(cmds),
     close: async () => {
       if (owned) await redis.quit().catch(() => redis.disconnect());
     },

@@ -253,6 +253,85 @@ export function describeNodeStoreConformance(
         expect((await fx.desired.get("n1"))?.revision).toBe(4_294_967_295);
       });
 
+      it("putMany writes many nodes in one call, each like put, results in order", async () => {
+        expect(await fx.desired.putMany([])).toEqual([]);
+        await fx.desired.put({ nodeId: "n2", assignments: [], now: T0 });
+        const a = sampleAssignment("exec-a");
+        const results = await fx.desired.putMany([
+          { nodeId: "n1", assignments: [a], now: T0, expectedRevision: 0 },
+          { nodeId: "n2", assignments: [a], now: T0 + 1, expectedRevision: 1 },
+          { nodeId: "n3", assignments: [], now: T0 + 2, minRevision: 7 },
+        ]);
+        expect(results).toEqual([
+          { ok: true, record: { nodeId: "n1", revision: 1, assignments: [a], updatedAt: T0 } },
+          { ok: true, record: { nodeId: "n2", revision: 2, assignments: [a], updatedAt: T0 + 1 } },
+          { ok: true, record: { nodeId: "n3", revision: 7, assignments: [], updatedAt: T0 + 2 } },
+        ]);
+        for (const r of results) if (r.ok) expect(await fx.desired.get(r.record.nodeId)).toEqual(r.record);
+        expect(await fx.desired.revisions()).toEqual(
+          new Map([
+            ["n1", 1],
+            ["n2", 2],
+            ["n3", 7],
+          ]),
+        );
+      });
+
+      it("putMany: a refused write does not stop the others, and says why", async () => {
+        await fx.desired.put({ nodeId: "n1", assignments: [], now: T0 });
+        await fx.desired.put({ nodeId: "full", assignments: [], now: T0, minRevision: 4_294_967_295 });
+        const a = sampleAssignment("exec-a");
+        const results = await fx.desired.putMany([
+          { nodeId: "n1", assignments: [a], now: T0, expectedRevision: 0 },
+          { nodeId: "", assignments: [], now: T0 },
+          { nodeId: "n2", assignments: [a], now: T0, expectedRevision: 0 },
+          { nodeId: "full", assignments: [], now: T0 },
+          { nodeId: "n3", assignments: [a, a], now: T0 },
+          { nodeId: "n4", assignments: [], now: T0 },
+        ]);
+        expect(results.map((r) => (r.ok ? r.record.revision : r.error.code))).toEqual([
+          "aborted",
+          "invalid_argument",
+          1,
+          "out_of_range",
+          "invalid_argument",
+          1,
+        ]);
+        const conflict = results[0];
+        expect(conflict?.ok === false && conflict.error.metadata).toMatchObject({ current_revision: 1 });
+        expect((await fx.desired.get("n1"))?.assignments).toEqual([]);
+        expect(await fx.desired.get("n3")).toBeUndefined();
+        expect((await fx.desired.get("n2"))?.assignments).toEqual([a]);
+      });
+
+      it("putMany applies writes of one node in order (a later one sees an earlier one)", async () => {
+        const results = await fx.desired.putMany([
+          { nodeId: "n1", assignments: [sampleAssignment("e1")], now: T0, expectedRevision: 0 },
+          { nodeId: "n1", assignments: [sampleAssignment("e2")], now: T0, expectedRevision: 1 },
+          { nodeId: "n1", assignments: [sampleAssignment("e3")], now: T0, expectedRevision: 1 },
+        ]);
+        expect(results.map((r) => (r.ok ? r.record.revision : r.error.code))).toEqual([1, 2, "aborted"]);
+        const stored = await fx.desired.get("n1");
+        expect(stored?.revision).toBe(2);
+        expect(stored?.assignments.map((x) => x.executionId)).toEqual(["e2"]);
+      });
+
+      it("putMany takes a large batch", async () => {
+        const cmds = Array.from({ length: 2100 }, (_, i) => ({
+          nodeId: `n${i}`,
+          assignments: [sampleAssignment(`exec-${i}`)],
+          now: T0,
+          expectedRevision: 0,
+        }));
+        const results = await fx.desired.putMany(cmds);
+        expect(results.every((r, i) => r.ok && r.record.nodeId === `n${i}` && r.record.revision === 1)).toBe(
+          true,
+        );
+        const revisions = await fx.desired.revisions();
+        expect(revisions.size).toBe(2100);
+        expect((await fx.desired.get("n2099"))?.assignments[0]?.executionId).toBe("exec-2099");
+      });
+
       it("refuses malformed writes and writes nothing", async () => {
         const bad: unknown[] = [
           { nodeId: "", assignments: [], now: T0 },
