@@ -173,6 +173,38 @@ describe("unary calls", () => {
     await expect(handlerSaw).resolves.toBe("AbortError");
   });
 
+  it("gives an aborted signal to a handler that first looks after the client cancelled", async () => {
+    let cancelledSeen!: () => void;
+    const cancelled = new Promise<void>((r) => {
+      cancelledSeen = r;
+    });
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => {
+      entered = r;
+    });
+    let handlerSaw: Promise<string> | undefined;
+    const address = await serve((s) =>
+      register(s, SystemService, {
+        async getVersion(_req, ctx) {
+          entered();
+          await cancelled;
+          handlerSaw = aborted(ctx.signal);
+          return {};
+        },
+      }),
+    );
+    const controller = new AbortController();
+    const call = client(SystemService, address).getVersion({}, { signal: controller.signal });
+    await inHandler;
+    controller.abort();
+    await expect(call).rejects.toMatchObject({ name: "AbortError" });
+    // The server learns of the cancel (RST_STREAM) a little after the client gives up.
+    await new Promise((r) => setTimeout(r, 100));
+    cancelledSeen();
+    await expect.poll(() => handlerSaw).toBeDefined();
+    await expect(handlerSaw).resolves.toBe("AbortError");
+  });
+
   it("rejects at once with an already-aborted signal", async () => {
     const address = await serve((s) => register(s, SystemService, { getVersion: async () => ({}) }));
     await expect(

@@ -80,7 +80,9 @@ function serializer<D extends DescMessage>(schema: D): grpc.serialize<MessageIni
     const message = isMessage(value, schema)
       ? (value as MessageShape<D>)
       : create(schema, value as MessageInitShape<D>);
-    return Buffer.from(toBinary(schema, message));
+    const bytes = toBinary(schema, message);
+    // A Buffer view of the encoded bytes, not a copy of them.
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
@@ -128,8 +130,10 @@ function recordToMetadata(record: Readonly<Record<string, string>> | undefined):
   return metadata;
 }
 
-/** The part of every grpc-js server call that {@link contextOf} uses. */
+/** The part of every grpc-js server call that {@link CallContext} uses. */
 interface AnyCall {
+  /** Set by grpc-js (before it emits "cancelled") when the client cancels or disconnects. */
+  readonly cancelled: boolean;
   on(event: "cancelled", listener: () => void): unknown;
   removeListener(event: "cancelled", listener: () => void): unknown;
   getDeadline(): grpc.Deadline;
@@ -137,43 +141,71 @@ interface AnyCall {
   readonly metadata: grpc.Metadata;
 }
 
-/** The context of one server call; the signal aborts on cancel, disconnect or deadline. */
-function contextOf(call: AnyCall): {
-  ctx: HandlerContext;
-  done: () => void;
-} {
-  const controller = new AbortController();
-  const abort = (): void => controller.abort(new DOMException("the call was cancelled", "AbortError"));
-  call.on("cancelled", abort);
-  const rawDeadline = call.getDeadline();
-  const deadline =
-    rawDeadline instanceof Date
-      ? rawDeadline
-      : Number.isFinite(rawDeadline)
-        ? new Date(rawDeadline)
-        : undefined;
-  let timer: NodeJS.Timeout | undefined;
-  if (deadline) {
-    const ms = deadline.getTime() - Date.now();
-    timer = setTimeout(
-      () => controller.abort(new DOMException("the call's deadline passed", "TimeoutError")),
-      Math.max(0, ms),
-    );
-    timer.unref();
+function deadlineOf(raw: grpc.Deadline): Date | undefined {
+  if (raw instanceof Date) return raw;
+  return Number.isFinite(raw) ? new Date(raw) : undefined;
+}
+
+/**
+ * The context of one server call; the signal aborts on cancel, disconnect or deadline.
+ *
+ * Lazy: most unary handlers never look at the signal or the metadata, so the AbortController
+ * (with its "cancelled" listener and deadline timer) and the metadata record are made on first
+ * use, from the call's state at that moment (already cancelled, or past its deadline: the new
+ * signal is aborted at once). After {@link done} the signal never aborts.
+ */
+class CallContext implements HandlerContext {
+  readonly deadline: Date | undefined;
+  /** Read at once: after a disconnect grpc-js can only say "unknown". */
+  readonly peer: string;
+  readonly #call: AnyCall;
+  #controller: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #metadata: Readonly<Record<string, string>> | undefined;
+  #done = false;
+
+  constructor(call: AnyCall) {
+    this.#call = call;
+    this.deadline = deadlineOf(call.getDeadline());
+    this.peer = call.getPeer();
   }
-  const ctx: HandlerContext = {
-    signal: controller.signal,
-    deadline,
-    metadata: metadataToRecord(call.metadata),
-    peer: call.getPeer(),
+
+  get signal(): AbortSignal {
+    if (this.#controller !== undefined) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    if (this.#done) return controller.signal;
+    if (this.#call.cancelled) {
+      this.#cancel();
+      return controller.signal;
+    }
+    this.#call.on("cancelled", this.#cancel);
+    if (this.deadline) {
+      this.#timer = setTimeout(
+        () => controller.abort(new DOMException("the call's deadline passed", "TimeoutError")),
+        Math.max(0, this.deadline.getTime() - Date.now()),
+      );
+      this.#timer.unref();
+    }
+    return controller.signal;
+  }
+
+  get metadata(): Readonly<Record<string, string>> {
+    this.#metadata ??= metadataToRecord(this.#call.metadata);
+    return this.#metadata;
+  }
+
+  readonly #cancel = (): void => {
+    this.#controller?.abort(new DOMException("the call was cancelled", "AbortError"));
   };
-  return {
-    ctx,
-    done: () => {
-      if (timer) clearTimeout(timer);
-      call.removeListener("cancelled", abort);
-    },
-  };
+
+  /** The call ended: no more aborts. */
+  done(): void {
+    this.#done = true;
+    if (this.#controller === undefined) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#call.removeListener("cancelled", this.#cancel);
+  }
 }
 
 function toServiceError(err: unknown, options: AdaptServiceOptions): grpc.ServerErrorResponse {
@@ -243,14 +275,14 @@ export function adaptService<S extends DescService>(
           call: grpc.ServerUnaryCall<unknown, unknown>,
           callback: grpc.sendUnaryData<unknown>,
         ) => {
-          const { ctx, done } = contextOf(call);
+          const ctx = new CallContext(call);
           (handler(call.request, ctx) as Promise<unknown>).then(
             (response) => {
-              done();
+              ctx.done();
               callback(null, response);
             },
             (err: unknown) => {
-              done();
+              ctx.done();
               callback(toServiceError(err, options));
             },
           );
@@ -258,14 +290,14 @@ export function adaptService<S extends DescService>(
         break;
       case "server_streaming":
         handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
-          const { ctx, done } = contextOf(call);
+          const ctx = new CallContext(call);
           writeAll(call, handler(call.request, ctx) as AsyncIterable<unknown>, ctx.signal).then(
             () => {
-              done();
+              ctx.done();
               call.end();
             },
             (err: unknown) => {
-              done();
+              ctx.done();
               call.emit("error", toServiceError(err, options));
             },
           );
@@ -276,14 +308,14 @@ export function adaptService<S extends DescService>(
           call: grpc.ServerReadableStream<unknown, unknown>,
           callback: grpc.sendUnaryData<unknown>,
         ) => {
-          const { ctx, done } = contextOf(call);
+          const ctx = new CallContext(call);
           (handler(requestsOf(call), ctx) as Promise<unknown>).then(
             (response) => {
-              done();
+              ctx.done();
               callback(null, response);
             },
             (err: unknown) => {
-              done();
+              ctx.done();
               callback(toServiceError(err, options));
             },
           );
@@ -291,14 +323,14 @@ export function adaptService<S extends DescService>(
         break;
       case "bidi_streaming":
         handlers[method.localName] = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-          const { ctx, done } = contextOf(call);
+          const ctx = new CallContext(call);
           writeAll(call, handler(requestsOf(call), ctx) as AsyncIterable<unknown>, ctx.signal).then(
             () => {
-              done();
+              ctx.done();
               call.end();
             },
             (err: unknown) => {
-              done();
+              ctx.done();
               call.emit("error", toServiceError(err, options));
             },
           );

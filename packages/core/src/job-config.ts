@@ -490,8 +490,9 @@ function issueToDetails(issue: z.core.$ZodIssue, root: string): ErrorDetail[] {
 
 // ---------------------------------------------------------------- entry points
 
-type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: ErrorDetail[] };
+type ParseResult<T> = { ok: true; type: JobType; value: T } | { ok: false; problems: ErrorDetail[] };
 
+/** Checks `config` against the schema of `type`; the parsed value is not normalized yet. */
 function parse(type: string, config: unknown, root: string): ParseResult<unknown> {
   if (!isJobType(type)) {
     return {
@@ -512,7 +513,7 @@ function parse(type: string, config: unknown, root: string): ParseResult<unknown
   if (!parsed.success) {
     return { ok: false, problems: parsed.error.issues.flatMap((i) => issueToDetails(i, root)) };
   }
-  return { ok: true, value: normalize(type, parsed.data) };
+  return { ok: true, type, value: parsed.data };
 }
 
 function normalize(type: JobType, data: unknown): unknown {
@@ -574,6 +575,7 @@ function normalize(type: JobType, data: unknown): unknown {
  * compiled, so syntax errors come with jsonata's position. The control plane's submit gate.
  */
 export function validateJobConfig(type: string, config: unknown, root = "spec.config"): ErrorDetail[] {
+  // Only the verdict: the normalized form is the agent's (parseJobConfig), not built here.
   const r = parse(type, config, root);
   return r.ok ? [] : r.problems;
 }
@@ -589,7 +591,7 @@ export function parseJobConfig<T extends JobType>(
   root = "spec.config",
 ): JobConfigByType[T] {
   const r = parse(type, config, root);
-  if (r.ok) return r.value as JobConfigByType[T];
+  if (r.ok) return normalize(r.type, r.value) as JobConfigByType[T];
   const first = r.problems[0] ?? { field: root, description: "is invalid" };
   const more =
     r.problems.length > 1

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EdgeplaneError } from "./errors.js";
-import { MAX_CONFIG_BYTES, type SelectorSyntax, validateJobSpec, waveSize } from "./spec.js";
+import { canonicalize, MAX_CONFIG_BYTES, type SelectorSyntax, validateJobSpec, waveSize } from "./spec.js";
 
 /**
  * The selector grammar lives in @edgeplane/selector (which depends on core); these unit tests
@@ -74,6 +74,50 @@ describe("validateJobSpec: defaults", () => {
       syntax,
     );
     expect(JSON.stringify(explicit)).toBe(JSON.stringify(validateJobSpec(base, syntax)));
+  });
+
+  it("returns the canonical form at every level, every optional field set or not", () => {
+    const full = validateJobSpec(
+      {
+        type: "pipeline",
+        name: "full",
+        namespace: "edge",
+        description: "all of it",
+        priority: 7,
+        restart_policy: "never",
+        labels: { tier: "edge", app: "x", "10": "numeric-key" },
+        meta: { "example.com/owner": "team-a", a: "b" },
+        config: {
+          output: { stdout: {} },
+          input: { generate: { message: { z: 1, a: [{ y: 2, b: 3 }] }, interval: "1s" } },
+        },
+        selector: {
+          match_labels: { zone: "a", app: "x" },
+          match_ids: ["n2", "n1"],
+          match_expressions: ["!b", "a"],
+        },
+        deployment: {
+          strategy: "canary",
+          canary_percent: 10,
+          canary_count: 2,
+          auto_promote: true,
+          max_parallel_percent: 20,
+          max_parallel: 5,
+          max_failed_nodes_percent: 5,
+          max_failed_nodes: 3,
+          no_auto_rollback: true,
+          health_check: { min_healthy_time: "1m", max_error_rate: 0.05, deadline: "5m" },
+        },
+        timeouts: { total_timeout: 120, queue_timeout: 30, execution_timeout: 60 },
+      },
+      syntax,
+    );
+    for (const spec of [full, validateJobSpec(base, syntax)]) {
+      expect(JSON.stringify(spec)).toBe(JSON.stringify(canonicalize(spec)));
+    }
+    // Lists keep their order; only object keys are sorted.
+    expect(full.selector?.match_ids).toEqual(["n2", "n1"]);
+    expect(full.deployment).toMatchObject({ canary_count: 2, canary_percent: 10, max_parallel_percent: 20 });
   });
 
   it("keeps empty values where they mean something: label values and config", () => {
@@ -196,6 +240,16 @@ describe("validateJobSpec: rules, each naming the field", () => {
     expect(fields({ ...base, config: { ...config, blob: "x".repeat(MAX_CONFIG_BYTES) } })).toContain(
       "spec.config",
     );
+  });
+
+  it("refuses members named like Object.prototype properties as unknown fields", () => {
+    for (const key of ["constructor", "toString", "__proto__"]) {
+      const top = JSON.parse(`{"${key}": {"priority": 5}}`) as Record<string, unknown>;
+      expect(fields({ ...base, ...top })).toEqual([`spec.${key}`]);
+      expect(fields({ ...base, deployment: JSON.parse(`{"${key}": 1}`) })).toEqual([
+        `spec.deployment.${key}`,
+      ]);
+    }
   });
 
   it("refuses what is not an object", () => {

@@ -347,43 +347,77 @@ export function canonicalize<T>(value: T): T {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) out[key] = canonicalize(v);
+      if (v === undefined) continue;
+      // A "__proto__" member (JSON.parse makes an own one) stays a member, not the prototype.
+      if (key === "__proto__") {
+        Object.defineProperty(out, key, {
+          value: canonicalize(v),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else out[key] = canonicalize(v);
     }
     return out as T;
   }
   return value;
 }
 
-/** Applies the documented defaults. */
+/** Sets `out[key] = value` unless `value` is undefined (canonical JSON has no undefined members). */
+function put(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (value !== undefined) out[key] = value;
+}
+
+/**
+ * Applies the documented defaults and returns the spec in canonical form: the same value as
+ * `canonicalize` of the defaulted spec, built directly with every fixed field inserted in sorted
+ * key order, so that only the open maps (config, labels, meta, match_labels) go through the
+ * generic `canonicalize`. One copy instead of a spread copy and then a canonical one, on every
+ * submit. A test checks that the result is a fixed point of `canonicalize`.
+ */
 function withDefaults(spec: ParsedSpec): JobSpec {
   const d = spec.deployment ?? {};
   const hc = d.health_check ?? {};
-  const out: JobSpec = {
-    ...spec,
-    namespace: spec.namespace ?? SPEC_DEFAULTS.namespace,
-    priority: spec.priority ?? SPEC_DEFAULTS.priority,
-    restart_policy: spec.restart_policy ?? SPEC_DEFAULTS.restart_policy,
-    deployment: {
-      ...d,
-      strategy: d.strategy ?? SPEC_DEFAULTS.strategy,
-      max_parallel: d.max_parallel ?? SPEC_DEFAULTS.max_parallel,
-      auto_promote: d.auto_promote ?? false,
-      no_auto_rollback: d.no_auto_rollback ?? false,
-      max_failed_nodes: d.max_failed_nodes ?? SPEC_DEFAULTS.max_failed_nodes,
-      max_failed_nodes_percent: d.max_failed_nodes_percent ?? SPEC_DEFAULTS.max_failed_nodes_percent,
-      health_check: {
-        ...hc,
-        max_error_rate: hc.max_error_rate ?? SPEC_DEFAULTS.max_error_rate,
-        min_healthy_time: hc.min_healthy_time ?? SPEC_DEFAULTS.min_healthy_time,
-      },
-    },
-    timeouts: {
-      execution_timeout: spec.timeouts?.execution_timeout ?? 0,
-      queue_timeout: spec.timeouts?.queue_timeout ?? 0,
-      total_timeout: spec.timeouts?.total_timeout ?? 0,
-    },
+  const t = spec.timeouts ?? {};
+  const out: Record<string, unknown> = {};
+  if (spec.config !== undefined) out.config = canonicalize(spec.config);
+  const healthCheck: Record<string, unknown> = {};
+  put(healthCheck, "deadline", hc.deadline);
+  healthCheck.max_error_rate = hc.max_error_rate ?? SPEC_DEFAULTS.max_error_rate;
+  healthCheck.min_healthy_time = hc.min_healthy_time ?? SPEC_DEFAULTS.min_healthy_time;
+  const deployment: Record<string, unknown> = { auto_promote: d.auto_promote ?? false };
+  put(deployment, "canary_count", d.canary_count);
+  put(deployment, "canary_percent", d.canary_percent);
+  deployment.health_check = healthCheck;
+  deployment.max_failed_nodes = d.max_failed_nodes ?? SPEC_DEFAULTS.max_failed_nodes;
+  deployment.max_failed_nodes_percent = d.max_failed_nodes_percent ?? SPEC_DEFAULTS.max_failed_nodes_percent;
+  deployment.max_parallel = d.max_parallel ?? SPEC_DEFAULTS.max_parallel;
+  put(deployment, "max_parallel_percent", d.max_parallel_percent);
+  deployment.no_auto_rollback = d.no_auto_rollback ?? false;
+  deployment.strategy = d.strategy ?? SPEC_DEFAULTS.strategy;
+  out.deployment = deployment;
+  put(out, "description", spec.description);
+  if (spec.labels !== undefined) out.labels = canonicalize(spec.labels);
+  if (spec.meta !== undefined) out.meta = canonicalize(spec.meta);
+  out.name = spec.name;
+  out.namespace = spec.namespace ?? SPEC_DEFAULTS.namespace;
+  out.priority = spec.priority ?? SPEC_DEFAULTS.priority;
+  out.restart_policy = spec.restart_policy ?? SPEC_DEFAULTS.restart_policy;
+  if (spec.selector !== undefined) {
+    const sel = spec.selector;
+    const selector: Record<string, unknown> = {};
+    if (sel.match_expressions !== undefined) selector.match_expressions = [...sel.match_expressions];
+    if (sel.match_ids !== undefined) selector.match_ids = [...sel.match_ids];
+    if (sel.match_labels !== undefined) selector.match_labels = canonicalize(sel.match_labels);
+    out.selector = selector;
+  }
+  out.timeouts = {
+    execution_timeout: t.execution_timeout ?? 0,
+    queue_timeout: t.queue_timeout ?? 0,
+    total_timeout: t.total_timeout ?? 0,
   };
-  return out;
+  out.type = spec.type;
+  return out as unknown as JobSpec;
 }
 
 /** Whether a value is "empty" as proto3 JSON sees it: omitted by toJson, so absent. */
@@ -393,13 +427,35 @@ function isEmpty(v: unknown): boolean {
   return typeof v === "object" && Object.keys(v).length === 0;
 }
 
+/** Which members of an object get their own empty members pruned too (and how, one level down). */
+type PruneShape = ReadonlyMap<string, PruneShape>;
+
+const PRUNE_NOTHING_BELOW: PruneShape = new Map();
+
+/**
+ * The spec's structural fields whose empty members are pruned: `selector`, `deployment` (and its
+ * `health_check`), `timeouts`. A Map, not an object literal: a member named like an
+ * `Object.prototype` property (`constructor`, `toString`) must be refused by the schema as an
+ * unknown field, not looked up here.
+ */
+const SPEC_PRUNE: PruneShape = new Map([
+  ["selector", PRUNE_NOTHING_BELOW],
+  ["deployment", new Map([["health_check", PRUNE_NOTHING_BELOW]])],
+  ["timeouts", PRUNE_NOTHING_BELOW],
+]);
+
 /** Removes the keys of `obj` (a plain object) whose values are empty; other values are kept. */
-function pruneObject(obj: unknown, nested: Readonly<Record<string, readonly string[]>> = {}): unknown {
+function pruneObject(obj: unknown, nested: PruneShape): unknown {
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return obj;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
-    const inner = nested[k] ? pruneObject(v, Object.fromEntries(nested[k].map((n) => [n, []]))) : v;
-    if (!isEmpty(inner)) out[k] = inner;
+    const shape = nested.get(k);
+    const inner = shape === undefined ? v : pruneObject(v, shape);
+    if (isEmpty(inner)) continue;
+    // An own "__proto__" member (JSON.parse makes one) stays a member, for the schema to refuse.
+    if (k === "__proto__")
+      Object.defineProperty(out, k, { value: inner, enumerable: true, writable: true, configurable: true });
+    else out[k] = inner;
   }
   return out;
 }
@@ -411,11 +467,7 @@ function pruneObject(obj: unknown, nested: Readonly<Record<string, readonly stri
  * something).
  */
 function prune(input: Record<string, unknown>): unknown {
-  return pruneObject(input, {
-    selector: [],
-    deployment: ["health_check"],
-    timeouts: [],
-  });
+  return pruneObject(input, SPEC_PRUNE);
 }
 
 /**
@@ -442,7 +494,7 @@ export function validateJobSpec(input: unknown, syntax: SelectorSyntax): JobSpec
   if (!parsed.success) throw specError(parsed.error.issues.flatMap(issueToDetail));
   const problems = checkRules(parsed.data, syntax);
   if (problems.length > 0) throw specError(problems);
-  return canonicalize(withDefaults(parsed.data));
+  return withDefaults(parsed.data);
 }
 
 /** The effective wave size of a rolling rollout over `targets` nodes (see docs/rollouts.md). */
