@@ -252,6 +252,20 @@ describe("validateJobSpec: rules, each naming the field", () => {
     }
   });
 
+  it("refuses a __proto__ key in labels, meta and match_labels instead of dropping it", () => {
+    const map = JSON.parse('{"__proto__": "x", "ok": "y"}') as Record<string, string>;
+    expect(fields({ ...base, labels: map })).toEqual(["spec.labels.__proto__"]);
+    expect(fields({ ...base, meta: map })).toEqual(["spec.meta.__proto__"]);
+    expect(fields({ ...base, selector: { match_labels: map } })).toEqual([
+      "spec.selector.match_labels.__proto__",
+    ]);
+    // Inside config it is the user's data and is kept.
+    const config2 = JSON.parse(
+      '{"input": {"generate": {"interval": "1s", "message": {"__proto__": 1}}}, "output": {"discard": {}}}',
+    );
+    expect(() => validateJobSpec({ ...base, config: config2 }, syntax)).not.toThrow();
+  });
+
   it("refuses what is not an object", () => {
     for (const input of [null, "x", 3, []]) expect(fields(input)).toEqual(["spec"]);
   });

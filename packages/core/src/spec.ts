@@ -489,12 +489,40 @@ export function validateJobSpec(input: unknown, syntax: SelectorSyntax): JobSpec
       })),
     );
   }
+  const early = prototypeKeys(record);
   const cleaned = prune(record);
   const parsed = specSchema.safeParse(cleaned);
-  if (!parsed.success) throw specError(parsed.error.issues.flatMap(issueToDetail));
-  const problems = checkRules(parsed.data, syntax);
+  if (!parsed.success) throw specError([...early, ...parsed.error.issues.flatMap(issueToDetail)]);
+  const problems = [...early, ...checkRules(parsed.data, syntax)];
   if (problems.length > 0) throw specError(problems);
   return withDefaults(parsed.data);
+}
+
+/**
+ * A `"__proto__"` key in labels, meta or match_labels (JSON.parse makes it an own key): zod's
+ * record parsing drops it silently, so it is refused here, by name, like any other bad key.
+ */
+function prototypeKeys(record: Record<string, unknown>): ErrorDetail[] {
+  const selector = record.selector;
+  const maps: Array<[unknown, PropertyKey[]]> = [
+    [record.labels, ["labels"]],
+    [record.meta, ["meta"]],
+    [
+      selector !== null && typeof selector === "object"
+        ? (selector as Record<string, unknown>).match_labels
+        : undefined,
+      ["selector", "match_labels"],
+    ],
+  ];
+  const out: ErrorDetail[] = [];
+  for (const [map, path] of maps) {
+    if (map !== null && typeof map === "object" && Object.hasOwn(map, "__proto__"))
+      out.push({
+        field: formatPath([...path, "__proto__"]),
+        description: `key ${validateLabelKey("__proto__") ?? "is not allowed"}`,
+      });
+  }
+  return out;
 }
 
 /** The effective wave size of a rolling rollout over `targets` nodes (see docs/rollouts.md). */
