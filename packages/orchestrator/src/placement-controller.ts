@@ -33,6 +33,7 @@ import {
 import type {
   DesiredStateRecord,
   DesiredStateStore,
+  JobEvent,
   JobRecord,
   JobStore,
   JsonObject,
@@ -354,7 +355,7 @@ export class PlacementController {
     try {
       for (;;) {
         const events = await this.#jobStore.readEvents(this.#cursor, EVENT_PAGE);
-        for (const ev of events) this.#queue.add(`j:${ev.jobId}`);
+        for (const ev of events) if (this.#mayChangePlacement(ev)) this.#queue.add(`j:${ev.jobId}`);
         const last = events[events.length - 1];
         if (last !== undefined) this.#cursor = last.id;
         if (events.length < EVENT_PAGE) break;
@@ -365,6 +366,18 @@ export class PlacementController {
       if (!this.#pollFailing) this.#log.warn("cannot read the job change stream; retrying", { err });
       this.#pollFailing = true;
     }
+  }
+
+  /**
+   * Whether a change-stream event can change what placement does. With rollouts, a status change
+   * of a placed job that stays in a placed state at the cached version (the runtime moving it
+   * between pending, queued and running, or marking a version stable) cannot: versions come from
+   * the rollout, and the spec is the cached version's. Without rollouts every event counts.
+   */
+  #mayChangePlacement(ev: JobEvent): boolean {
+    if (this.#versions === undefined || ev.kind !== "status" || !isPlacedJobState(ev.state)) return true;
+    const cached = this.#jobs.get(ev.jobId);
+    return cached === undefined || cached.job.version !== ev.version;
   }
 
   /** The id of the last change-stream entry (the stream is read, not processed: jobs are listed next). */
@@ -587,7 +600,8 @@ export class PlacementController {
     this.#counters.desiredWrites++;
     this.#remember(record, w.signature);
     const after = this.#held.get(record.nodeId)?.jobIds ?? NOTHING;
-    if (after !== w.before) {
+    // A job's state follows its holders only without rollouts (with them, the runtime decides it).
+    if (after !== w.before && this.#versions === undefined) {
       for (const j of w.before) if (!after.has(j)) this.#queue.add(`j:${j}`);
       for (const j of after) if (!w.before.has(j)) this.#queue.add(`j:${j}`);
     }

@@ -18,7 +18,16 @@
  */
 import { formatDuration, type Strategy } from "@edgeplane/core";
 import { failureBudget, failureBudgetExceeded } from "./budget.js";
-import { createContext, emit, inFlight, nodesIn, type PlanContext, setState, waveCount } from "./context.js";
+import {
+  createContext,
+  type DraftDeployment,
+  emit,
+  inFlight,
+  nodesIn,
+  type PlanContext,
+  setState,
+  waveCount,
+} from "./context.js";
 import { checkControl, nextSteps, rollbackRefusal } from "./controls.js";
 import { evaluateNode, type FailureKind } from "./nodes.js";
 import { type Control, isTerminalDeployment } from "./states.js";
@@ -357,6 +366,22 @@ function followRollback(ctx: PlanContext): void {
   }
 }
 
+/**
+ * Whether the draft's node table equals the source's. The table's keys are the targets (set at
+ * creation, never added to), the draft starts as a shallow copy, and every change replaces a
+ * node's object, so an unchanged node is the same object: one identity check per target instead
+ * of a deep compare of a table that can hold 10,000 nodes.
+ */
+function sameNodes(source: DeploymentRecord, d: DraftDeployment): boolean {
+  if (source.targets !== d.targets && !sameValue(source.targets, d.targets)) return false;
+  for (const id of d.targets) {
+    const a = source.nodes[id];
+    const b = d.nodes[id];
+    if (a !== b && !sameValue(a, b)) return false;
+  }
+  return true;
+}
+
 /** Same JSON value, key order aside. */
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -381,7 +406,9 @@ function finish(ctx: PlanContext, rejected: Rejection | undefined): Plan {
   if (live) d.message = activeMessage(ctx, d.counters);
   d.nextSteps = nextSteps(d, snapshot.stable);
   if (ctx.events.length > 0) d.events = [...source.events, ...ctx.events].slice(-MAX_EVENTS);
-  const changed = !sameValue({ ...source, updatedAt: 0 }, { ...d, updatedAt: 0 });
+  const changed =
+    !sameNodes(source, d) ||
+    !sameValue({ ...source, nodes: undefined, updatedAt: 0 }, { ...d, nodes: undefined, updatedAt: 0 });
   if (changed) d.updatedAt = now;
   const requeue = requeueAfter(ctx);
   const deployment: DeploymentRecord = d;

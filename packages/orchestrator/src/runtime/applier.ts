@@ -50,7 +50,20 @@ export async function applyPlan(
   plan: Plan,
 ): Promise<DeploymentRecord> {
   let d = plan.changed ? await writeRecord(ctx, before, plan.deployment) : before;
-  for (const action of plan.actions) d = await applyAction(ctx, d, action);
+  // A success marks the version stable and moves the job's state: one job write when it can be.
+  const state = plan.actions.find((a) => a.kind === "job_state");
+  let folded = false;
+  for (const action of plan.actions) {
+    if (action.kind === "mark_stable" && state?.kind === "job_state") {
+      const written = await jobState(ctx, d, state.state, state.message, action.version);
+      folded = true;
+      if (written === undefined || written.stableVersion < action.version)
+        d = await applyAction(ctx, d, action);
+      continue;
+    }
+    if (action.kind === "job_state" && folded) continue;
+    d = await applyAction(ctx, d, action);
+  }
   return d;
 }
 
@@ -92,28 +105,35 @@ async function applyAction(
   }
 }
 
-/** Sets the job's state, only while `d` is its active deployment. */
+/**
+ * Sets the job's state, only while `d` is its active deployment; with `stableVersion`, raises the
+ * job's stable version in the same write (the caller marks it on its own when this wrote
+ * nothing). Resolves the job as written, or undefined when nothing was written.
+ */
 async function jobState(
   ctx: RuntimeContext,
   d: DeploymentRecord,
   state: "pending" | "queued" | "running" | "completed" | "failed" | "stopped" | "deleted",
   message: string,
-): Promise<void> {
+  stableVersion?: number,
+): Promise<JobRecord | undefined> {
   // No target: the job is queued (no node matches), which the job sync decides and times.
   if (d.targets.length === 0 && (state === "running" || state === "completed")) {
     ctx.enqueue(`j:${d.jobId}`);
-    return;
+    return undefined;
   }
-  await ctx.writeJob(
+  return ctx.writeJob(
     d.jobId,
     (job) => {
       if (job.deploymentId !== d.id) return undefined;
       if (job.state === state && job.stateMessage === message) return undefined;
       if (job.state !== state && !canTransition(job.state, state)) return undefined;
+      const raise = stableVersion !== undefined && job.stableVersion < stableVersion;
       return {
         state,
         message,
         details: { deployment_id: d.id, deployment_state: d.state, version: String(d.jobVersion) },
+        ...(raise ? { stableVersion } : {}),
       };
     },
     [...allowedFrom(state), state],
