@@ -157,6 +157,24 @@ function changeOf(id: string, fields: string[]): DeploymentChange {
   };
 }
 
+/** The hash fields every read of a deployment takes after its body (`rec` or `sum`), in order. */
+const HEAD_FIELDS = ["rev", "state", "job", "created", "updated", "control", "control_reason"] as const;
+
+/** The head of a stored deployment from the values of {@link HEAD_FIELDS}. */
+function headOf(id: string, v: ReadonlyArray<string | null | undefined>): Omit<StoredDeployment, "record"> {
+  const [rev, state, job, created, updated, control, controlReason] = v;
+  return {
+    id,
+    jobId: job ?? "",
+    state: state ?? "",
+    revision: Number(rev),
+    createdAt: Number(created),
+    updatedAt: Number(updated),
+    ...(control ? { control } : {}),
+    ...(control && controlReason ? { controlReason } : {}),
+  };
+}
+
 /** Creates the Redis {@link DeploymentStore}. */
 export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions): RedisDeploymentStore {
   const { client: redis, owned } = clientOf(options.redis);
@@ -167,18 +185,7 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
   async function summaries(ids: readonly string[]): Promise<DeploymentSummary[]> {
     if (ids.length === 0) return [];
     const pipeline = redis.pipeline();
-    for (const id of ids)
-      pipeline.hmget(
-        keys.deployment(id),
-        "sum",
-        "rev",
-        "state",
-        "job",
-        "created",
-        "updated",
-        "control",
-        "control_reason",
-      );
+    for (const id of ids) pipeline.hmget(keys.deployment(id), "sum", ...HEAD_FIELDS);
     let results: Array<[Error | null, unknown]> | null;
     try {
       results = await pipeline.exec();
@@ -196,19 +203,9 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
   }
 
   function summaryOf(id: string, v: Array<string | null>): DeploymentSummary | undefined {
-    const [sum, rev, state, job, created, updated, control, controlReason] = v;
+    const [sum, ...head] = v;
     if (sum === null || sum === undefined) return undefined;
-    return {
-      id,
-      jobId: job ?? "",
-      state: state ?? "",
-      revision: Number(rev),
-      createdAt: Number(created),
-      updatedAt: Number(updated),
-      summary: decodeBody(id, "summary", sum),
-      ...(control ? { control } : {}),
-      ...(control && controlReason ? { controlReason } : {}),
-    };
+    return { ...headOf(id, head), summary: decodeBody(id, "summary", sum) };
   }
 
   return {
@@ -294,34 +291,13 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
     async get(id) {
       let v: Array<string | null>;
       try {
-        v = await redis.hmget(
-          keys.deployment(id),
-          "rec",
-          "rev",
-          "state",
-          "job",
-          "created",
-          "updated",
-          "control",
-          "control_reason",
-        );
+        v = await redis.hmget(keys.deployment(id), "rec", ...HEAD_FIELDS);
       } catch (err) {
         throw storeError(err, `reading deployment ${id}`);
       }
-      const [rec, rev, state, job, created, updated, control, controlReason] = v;
+      const [rec, ...head] = v;
       if (rec === null || rec === undefined) return undefined;
-      const out: StoredDeployment = {
-        id,
-        jobId: job ?? "",
-        state: state ?? "",
-        revision: Number(rev),
-        createdAt: Number(created),
-        updatedAt: Number(updated),
-        record: decodeBody(id, "record", rec),
-        ...(control ? { control } : {}),
-        ...(control && controlReason ? { controlReason } : {}),
-      };
-      return out;
+      return { ...headOf(id, head), record: decodeBody(id, "record", rec) };
     },
     async getSummary(id) {
       return (await summaries([id]))[0];
