@@ -598,7 +598,10 @@ describe("restart policy (retries of failed executions)", () => {
     // First run: q2 uses up its 3 attempts (short backoff) and stays in error.
     const first = fakeExecutor();
     const a1 = await startAgent(broker, { dataDir: dir, executors: [first], retryBaseMs: 10 });
-    await waitFor(() => a1.executions().find((e) => e.executionId === "q2")?.attempt === 3);
+    // The attempt number is counted (and persisted) before the attempt starts, so "attempt 3 and
+    // nothing running" can be seen while the third attempt is still pending: wait for q2's final
+    // status to be persisted instead.
+    await waitFor(async () => (await loadState(dir))?.finished?.has("q2"), { message: "q2 final" });
     await waitFor(() => a1.executions().every((e) => e.state !== "running"));
     await a1.stop({ graceMs: 0 });
     expect(first.started.filter((id) => id === "q2")).toHaveLength(3);
