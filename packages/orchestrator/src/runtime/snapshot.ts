@@ -44,9 +44,10 @@ const LIVENESS_ONLY: Readonly<Record<string, NodeObservation>> = {
 
 /**
  * The observation of every target that can still change: a done or failed node is never judged
- * again (left out), a pending one only by its liveness (lost fails it), an assigned one by its
- * execution too. On a 10,000-node deployment this keeps a sync from allocating 10,000
- * observations when most nodes are settled or waiting.
+ * again (left out), a pending one only when it is lost (which fails it; any other liveness
+ * changes nothing for it), an assigned one by its liveness and execution. On a 10,000-node
+ * deployment this keeps a sync from building a 10,000-entry table when most nodes are settled or
+ * waiting.
  */
 function observe(
   ctx: RuntimeContext,
@@ -58,9 +59,10 @@ function observe(
     const node = d.nodes[id];
     if (node === undefined || node.state === "done" || node.state === "failed") continue;
     if (node.state === "pending") {
+      // A pending node is judged only by whether it is lost (evaluateNode): only lost ones need an
+      // observation. Not in the registry: removed (or never known) counts as lost.
       const state = ctx.registry.stateOf(id);
-      // Not in the registry: removed (or never known) counts as lost.
-      obs[id] = LIVENESS_ONLY[state ?? "lost"] ?? { liveness: "lost" };
+      if (state === undefined || state === "lost") obs[id] = LIVENESS_ONLY.lost as NodeObservation;
       continue;
     }
     const seen = ctx.registry.observe(id, d.jobId, d.jobVersion);
