@@ -109,7 +109,8 @@ function append(data: MemoryDeploymentData, max: number, change: Omit<Deployment
   if (data.changes.length > max) data.changes.splice(0, data.changes.length - max);
 }
 
-function summaryOf(id: string, row: Row): DeploymentSummary {
+/** What every read of a row shows besides its body (`record` or `summary`). */
+function headOf(id: string, row: Row): Omit<StoredDeployment, "record"> {
   return {
     id,
     jobId: row.job,
@@ -117,7 +118,6 @@ function summaryOf(id: string, row: Row): DeploymentSummary {
     revision: row.rev,
     createdAt: row.created,
     updatedAt: row.updated,
-    summary: decodeBody(id, "summary", row.sum),
     ...(row.control !== undefined ? { control: row.control } : {}),
     ...(row.control !== undefined && row.controlReason !== undefined
       ? { controlReason: row.controlReason }
@@ -125,20 +125,12 @@ function summaryOf(id: string, row: Row): DeploymentSummary {
   };
 }
 
+function summaryOf(id: string, row: Row): DeploymentSummary {
+  return { ...headOf(id, row), summary: decodeBody(id, "summary", row.sum) };
+}
+
 function storedOf(id: string, row: Row): StoredDeployment {
-  return {
-    id,
-    jobId: row.job,
-    state: row.state,
-    revision: row.rev,
-    createdAt: row.created,
-    updatedAt: row.updated,
-    record: decodeBody(id, "record", row.rec),
-    ...(row.control !== undefined ? { control: row.control } : {}),
-    ...(row.control !== undefined && row.controlReason !== undefined
-      ? { controlReason: row.controlReason }
-      : {}),
-  };
+  return { ...headOf(id, row), record: decodeBody(id, "record", row.rec) };
 }
 
 /** Creates the memory {@link DeploymentStore}. */
