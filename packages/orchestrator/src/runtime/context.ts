@@ -200,7 +200,7 @@ export class RuntimeContext {
   rememberJob(job: JobRecord): void {
     const cached = this.#jobs.get(job.id);
     if (cached !== undefined && cached.revision > job.revision) return;
-    if (cached === undefined && this.#jobs.size >= 100_000) this.#jobs.clear();
+    if (cached === undefined && this.#jobs.size >= 20_000) this.#jobs.clear();
     this.#jobs.set(job.id, job);
   }
 
