@@ -33,7 +33,7 @@ import {
   sharedSecret,
 } from "@edgeplane/store";
 import { Redis } from "ioredis";
-import { deploymentStores, startDeploymentServices } from "./deployments/index.js";
+import { type DeploymentStores, deploymentStores, startDeploymentServices } from "./deployments/index.js";
 import {
   createDesiredStateCanceler,
   type ExecutionServicesOptions,
@@ -155,8 +155,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     let redis: Redis | undefined;
     let jobStore: JobStore;
-    // The memory rollout stores' data: the memory job store's fence reads the lease in it.
-    const deploymentData = createMemoryDeploymentData();
+    let rolloutStores: DeploymentStores;
     let nodeStore: NodeStore;
     let desiredStore: DesiredStateStore;
     let tokenSecret: string | Buffer | undefined = options.tokenSecret;
@@ -186,6 +185,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         log.warn(`${what} (allowed outside production)`);
       }
       jobStore = createRedisJobStore({ redis: client, prefix: options.redisPrefix });
+      rolloutStores = deploymentStores(client, options.redisPrefix);
       nodeStore = createRedisNodeStore({ redis: client, prefix: options.redisPrefix });
       desiredStore = createRedisDesiredStateStore({ redis: client, prefix: options.redisPrefix });
       // Every replica signs page tokens with the same key, kept in Redis.
@@ -197,7 +197,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         await client.quit().catch(() => client.disconnect());
       });
     } else {
+      // The job store's fence reads the lease the memory rollout stores keep.
+      const deploymentData = createMemoryDeploymentData();
       jobStore = createMemoryJobStore({ fencing: memoryFencing(deploymentData) });
+      rolloutStores = deploymentStores(undefined, undefined, deploymentData);
       const nodeData = createMemoryNodeData();
       nodeStore = createMemoryNodeStore({ data: nodeData });
       desiredStore = createMemoryDesiredStateStore({ data: nodeData });
@@ -259,7 +262,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
       redis,
       redisPrefix: options.redisPrefix,
-      stores: deploymentStores(redis, options.redisPrefix, deploymentData),
+      stores: rolloutStores,
       maxVersions: options.maxVersions,
       clock,
       logger: log.child("rollouts"),

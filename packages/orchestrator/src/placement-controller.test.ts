@@ -378,9 +378,22 @@ describe("batches", () => {
   });
 });
 
+type NamedVersions = Map<string, { version: number; deploymentId: string }>;
+
+/** The lookups of a test version source over `names` (`<job id>/<node id>` → version). */
+function lookupOf(names: NamedVersions) {
+  return {
+    versionOf: (jobId: string, nodeId: string) => names.get(`${jobId}/${nodeId}`),
+    jobsOn: (nodeId: string) =>
+      new Set(
+        [...names.keys()].filter((k) => k.endsWith(`/${nodeId}`)).map((k) => k.split("/")[0] as string),
+      ),
+  };
+}
+
 describe("rollouts (a version source)", () => {
   it("assigns what the source names, and a source reset during a batch's loads aborts it until the retry", async () => {
-    const names = new Map<string, { version: number; deploymentId: string }>();
+    const names: NamedVersions = new Map();
     let generation = 0;
     let resets = 1;
     const source = {
@@ -395,11 +408,7 @@ describe("rollouts (a version source)", () => {
           generation++;
         });
       },
-      versionOf: (jobId: string, nodeId: string) => names.get(`${jobId}/${nodeId}`),
-      jobsOn: (nodeId: string) =>
-        new Set(
-          [...names.keys()].filter((k) => k.endsWith(`/${nodeId}`)).map((k) => k.split("/")[0] as string),
-        ),
+      ...lookupOf(names),
     };
     for (const stop of stops.splice(0)) await stop();
     await startServices({ placement: { versions: source } });
@@ -421,15 +430,11 @@ describe("rollouts (a version source)", () => {
 
 describe("rollouts: versions other than the current one", () => {
   it("places an older version from its stored spec, and not at all a version the store no longer keeps", async () => {
-    const names = new Map<string, { version: number; deploymentId: string }>();
+    const names: NamedVersions = new Map();
     const source = {
       generation: 0,
       ensure: () => undefined,
-      versionOf: (jobId: string, nodeId: string) => names.get(`${jobId}/${nodeId}`),
-      jobsOn: (nodeId: string) =>
-        new Set(
-          [...names.keys()].filter((k) => k.endsWith(`/${nodeId}`)).map((k) => k.split("/")[0] as string),
-        ),
+      ...lookupOf(names),
     };
     for (const stop of stops.splice(0)) await stop();
     await startServices({ placement: { versions: source } });

@@ -121,13 +121,13 @@ function envMs(name: string): number | undefined {
 }
 
 /**
- * Builds the rollout stores over `redis`, or memory ones over `data` (the memory job store's
- * fence reads the lease in it: `memoryFencing(data)`).
+ * Builds the rollout stores over `redis`, or memory ones over `memoryData` (new when omitted; the
+ * memory job store's fence reads the lease in it: `memoryFencing(memoryData)`).
  */
 export function deploymentStores(
   redis: Redis | undefined,
   prefix?: string,
-  data: MemoryDeploymentData = createMemoryDeploymentData(),
+  memoryData?: MemoryDeploymentData,
 ): DeploymentStores {
   if (redis !== undefined) {
     return {
@@ -136,6 +136,7 @@ export function deploymentStores(
       lease: createRedisLeaderLease({ redis, prefix }),
     };
   }
+  const data = memoryData ?? createMemoryDeploymentData();
   return {
     deployments: createMemoryDeploymentStore({ data }),
     versions: createMemoryNodeVersionStore({ data }),
