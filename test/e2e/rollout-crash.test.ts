@@ -154,7 +154,7 @@ describe("control plane crashes and failover during a rollout", () => {
       },
       { timeoutMs: 30_000, intervalMs: 20, message: "the rollout to be half-way" },
     );
-    const before = (await store.get(d2.id))?.record.nodes as Record<string, NodeRollout>;
+    const before = (await store.get(d2.id))?.nodes as unknown as Record<string, NodeRollout>;
     cp1.signal("SIGKILL");
     await cp1.exited();
     const assignedBefore = Object.entries(before).filter(([, n]) => n.assignedAt !== undefined);
@@ -175,7 +175,7 @@ describe("control plane crashes and failover during a rollout", () => {
     );
     expect(done.counters).toMatchObject({ targets: 20, healthy: 20, failed: 0 });
     dispatchedOnce(done);
-    const after = (await store.get(d2.id))?.record.nodes as Record<string, NodeRollout>;
+    const after = (await store.get(d2.id))?.nodes as unknown as Record<string, NodeRollout>;
     for (const [id, n] of assignedBefore) {
       expect(after[id]?.assignedAt, id).toBe(n.assignedAt);
       expect(after[id]?.deadlineAt, id).toBe(n.deadlineAt);

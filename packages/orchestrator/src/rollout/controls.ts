@@ -3,6 +3,7 @@
  * and why not. The API calls {@link checkControl} to refuse at once (`failed_precondition` with the
  * reason); the planner calls it again when it applies the request, since the state may have moved.
  */
+import { nodeOf } from "./context.js";
 import { CONTROL_TARGET, type Control, canTransition, NEXT_STEPS } from "./states.js";
 import type { DeploymentRecord, StableVersion } from "./types.js";
 
@@ -16,7 +17,7 @@ type ControlView = Pick<
   | "rollbackDeploymentId"
   | "strategy"
 > &
-  Partial<Pick<DeploymentRecord, "canaries" | "nodes">>;
+  Partial<Pick<DeploymentRecord, "canaries" | "nodes" | "targets">>;
 
 const HINTS: Partial<Record<Control, string>> = {
   pause: "only a running deployment can be paused",
@@ -60,7 +61,10 @@ export function checkControl(
     if (control === "promote" && d.strategy !== "canary")
       hint = `a ${d.strategy} deployment has no canaries to promote`;
     else if (control === "promote" && d.canaries && d.nodes && d.state === "running") {
-      const doneN = d.canaries.filter((id) => d.nodes?.[id]?.state === "done").length;
+      const { nodes, targets } = d;
+      const doneN = targets
+        ? d.canaries.filter((id) => nodeOf({ nodes, targets }, id)?.state === "done").length
+        : 0;
       hint = `${doneN} of ${d.canaries.length} canaries done; promote applies once every canary is done`;
     } else if (control === "cancel" && d.state === "awaiting_promotion") {
       hint =

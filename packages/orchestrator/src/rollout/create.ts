@@ -47,11 +47,12 @@ export function createDeployment(options: CreateDeploymentOptions): DeploymentRe
   const rollout = rollbackOf ? withoutCanary(rollbackOf.deployment.rollout) : spec.deployment;
   const order = rolloutOrder(options.targets, spec);
   const waves = wavesOf(order, rollout);
-  const nodes: Record<string, NodeRollout> = {};
+  // `order` is the canaries, then the waves in turn: the table is built in the same order.
+  const nodes: NodeRollout[] = [];
   const offset = waves.canaries.length > 0 ? 1 : 0;
-  for (const id of waves.canaries) nodes[id] = { state: "pending", wave: 1 };
+  for (const _ of waves.canaries) nodes.push({ state: "pending", wave: 1 });
   waves.waves.forEach((ids, i) => {
-    for (const id of ids) nodes[id] = { state: "pending", wave: i + 1 + offset };
+    for (const _ of ids) nodes.push({ state: "pending", wave: i + 1 + offset });
   });
   const base = { nodes, targets: order, canaries: waves.canaries };
   const counters = countersOf(base);

@@ -2,9 +2,11 @@
  * Property tests: the real planner over random fleets, strategies, health timelines, controls and
  * supersessions, driven in virtual time by the fleet engine; invariants checked at every step.
  */
+
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { failureBudget } from "./budget.js";
+import { nodeOf } from "./context.js";
 import { checkControl } from "./controls.js";
 import { type FleetModel, type FleetStep, runFleet, type VersionBehavior } from "./fleet.js";
 import { plan } from "./plan.js";
@@ -16,6 +18,7 @@ import {
   type DeploymentState,
   isTerminalDeployment,
 } from "./states.js";
+import { countersOf } from "./summary.js";
 import { makeSpec } from "./test-fixtures.js";
 import type { DeploymentRecord } from "./types.js";
 import { rolloutWaveSize } from "./waves.js";
@@ -156,7 +159,7 @@ interface Memo {
 }
 
 function failedCount(d: DeploymentRecord): number {
-  return d.targets.filter((id) => d.nodes[id]?.state === "failed").length;
+  return d.targets.filter((id) => nodeOf(d, id)?.state === "failed").length;
 }
 
 function cap(d: DeploymentRecord): number {
@@ -177,8 +180,8 @@ function checkStep(step: FleetStep, memo: Memo): void {
   }
   // Nodes only move forward, and are judged once (never done and failed).
   for (const id of after.targets) {
-    const b = before.nodes[id]?.state;
-    const a = after.nodes[id]?.state;
+    const b = nodeOf(before, id)?.state;
+    const a = nodeOf(after, id)?.state;
     if (b === undefined || a === undefined) bad(`node ${id} missing`);
     else if (a !== b && !canNodeTransition(b, a)) bad(`node ${id} moved ${b} → ${a}`);
   }
@@ -187,20 +190,20 @@ function checkStep(step: FleetStep, memo: Memo): void {
   if (assigned.length > 0) {
     if (after.state !== "running") bad(`assigned while ${after.state}`);
     if (memo.stopped.has(after.id)) bad("assigned after a halt or end");
-    for (const id of assigned) if (before.nodes[id]?.state !== "pending") bad(`assigned non-pending ${id}`);
+    for (const id of assigned) if (nodeOf(before, id)?.state !== "pending") bad(`assigned non-pending ${id}`);
   }
   // The wave cap, undelivered (pending) assignments included.
   if (LIVE.has(after.state)) {
-    const inFlight = after.targets.filter((id) => after.nodes[id]?.state === "assigned").length;
+    const inFlight = after.targets.filter((id) => nodeOf(after, id)?.state === "assigned").length;
     if (inFlight > cap(after)) bad(`${inFlight} nodes updating > cap ${cap(after)}`);
   }
   // Canaries first: no other node is assigned until every canary is done.
   if (after.strategy === "canary" && after.canaries.length > 0) {
     const canaries = new Set(after.canaries);
     const othersStarted = after.targets.some(
-      (id) => !canaries.has(id) && after.nodes[id]?.assignedAt !== undefined,
+      (id) => !canaries.has(id) && nodeOf(after, id)?.assignedAt !== undefined,
     );
-    const allDone = after.canaries.every((id) => after.nodes[id]?.state === "done");
+    const allDone = after.canaries.every((id) => nodeOf(after, id)?.state === "done");
     if (othersStarted && !allDone) bad("a non-canary node was assigned before every canary was done");
     if (after.promoted && !allDone) bad("promoted before every canary was done");
     if (after.state === "awaiting_promotion" && !allDone)
@@ -210,7 +213,7 @@ function checkStep(step: FleetStep, memo: Memo): void {
   const failed = failedCount(after);
   const budget = failureBudget(after.targets.length, after.rollout);
   const canaryFailed =
-    after.strategy === "canary" && after.canaries.some((id) => after.nodes[id]?.state === "failed");
+    after.strategy === "canary" && after.canaries.some((id) => nodeOf(after, id)?.state === "failed");
   if (LIVE.has(after.state) && (failed > budget || canaryFailed)) {
     bad(`still ${after.state} with ${failed} failed > budget ${budget} (or a failed canary)`);
   }
@@ -237,6 +240,14 @@ function checkStep(step: FleetStep, memo: Memo): void {
   // What the API shows is consistent.
   if (after.progress < 0 || after.progress > 1) bad(`progress ${after.progress}`);
   if (after.counters.failed !== failed) bad("counters.failed disagrees with the nodes");
+  // The planner's index (kept current change by change, and reused by the next sync) agrees with
+  // a walk of the table; and planning a fresh copy of the snapshot (no index to reuse) gives the
+  // same plan.
+  const walked = countersOf(after, after.counters.unhealthy);
+  if (JSON.stringify(walked) !== JSON.stringify(after.counters))
+    bad(`counters ${JSON.stringify(after.counters)} but the table says ${JSON.stringify(walked)}`);
+  const fresh = plan(structuredClone(snapshot), step.now);
+  if (JSON.stringify(fresh) !== JSON.stringify(p)) bad("a fresh copy of the snapshot plans differently");
   if (p.requeueAfterMs !== undefined && !(p.requeueAfterMs > 0)) bad(`requeue ${p.requeueAfterMs}`);
   if (isTerminalDeployment(after.state) && after.nextSteps.some((c) => c !== "rollback"))
     bad("terminal with next steps");

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { nodeOf } from "./context.js";
 import { checkControl } from "./controls.js";
 import { createDeployment } from "./create.js";
 import { lateNodeVersion } from "./late-nodes.js";
@@ -93,13 +94,13 @@ describe("rolling", () => {
     // Still offline just before its deadline: still waiting, nothing more dispatched.
     expect(Driver.assigned(drv.sync(5 * M - 1))).toEqual([]);
     const atDeadline = drv.sync(5 * M);
-    expect(drv.record.nodes[a]).toMatchObject({ state: "failed", failedAt: 5 * M });
+    expect(nodeOf(drv.record, a)).toMatchObject({ state: "failed", failedAt: 5 * M });
     expect(actionsOf(atDeadline, "assign")).toHaveLength(1);
     // It failed once: never reported again, and never done afterwards.
     drv.set([a], healthy(2, 5 * M));
     const later = drv.sync(6 * M);
     expect(later.events.filter((e) => e.kind === "node_failed").flatMap((e) => e.nodes)).not.toContain(a);
-    expect(drv.record.nodes[a]?.state).toBe("failed");
+    expect(nodeOf(drv.record, a)?.state).toBe("failed");
   });
 
   it("an offline node that comes back in time is done, not failed", () => {
@@ -111,7 +112,7 @@ describe("rolling", () => {
     drv.sync(30 * S);
     drv.set([a], healthy(2, 4 * M));
     drv.sync(4 * M + 30 * S);
-    expect(drv.record.nodes[a]?.state).toBe("done");
+    expect(nodeOf(drv.record, a)?.state).toBe("done");
     expect(drv.record.state).toBe("succeeded");
   });
 
@@ -135,11 +136,11 @@ describe("rolling", () => {
     drv.set([a], healthy(2, 10 * S)).sync(10 * S);
     drv.set([a], unhealthy(2)).sync(30 * S);
     drv.set([a], healthy(2, 35 * S)).sync(40 * S);
-    expect(drv.record.nodes[a]?.state).toBe("assigned");
+    expect(nodeOf(drv.record, a)?.state).toBe("assigned");
     drv.sync(64 * S);
-    expect(drv.record.nodes[a]?.state).toBe("assigned");
+    expect(nodeOf(drv.record, a)?.state).toBe("assigned");
     drv.sync(65 * S);
-    expect(drv.record.nodes[a]).toMatchObject({ state: "done", doneAt: 65 * S });
+    expect(nodeOf(drv.record, a)).toMatchObject({ state: "done", doneAt: 65 * S });
   });
 
   it("asks to be requeued at the next deadline or health-clock end", () => {
@@ -229,7 +230,7 @@ describe("failure budget", () => {
     expect(drv.record.state).toBe("failed");
     // b never started version 2 → withdrawn; c runs it → left as it is.
     expect(actionsOf(p, "unassign")).toEqual([{ kind: "unassign", nodeIds: [b], version: 2 }]);
-    expect(drv.record.nodes[b]?.withdrawnAt).toBe(5 * S);
+    expect(nodeOf(drv.record, b)?.withdrawnAt).toBe(5 * S);
     drv.set(drv.record.targets, healthy(2, 0));
     for (const at of [1 * M, 10 * M]) {
       const later = drv.sync(at);
@@ -372,7 +373,7 @@ describe("controls", () => {
     makeDone(drv, [a], 20 * S);
     expect(drv.nodesIn("assigned")).toEqual([b]);
     const failedWhilePaused = drv.sync(5 * M);
-    expect(drv.record.nodes[b]?.state).toBe("failed");
+    expect(nodeOf(drv.record, b)?.state).toBe("failed");
     expect(Driver.assigned(failedWhilePaused)).toEqual([]);
     const resumed = drv.sync(6 * M, { requested: "resume", requestedReason: "b was replaced" });
     expect(kinds(resumed)).toEqual(["resumed", "dispatched"]);

@@ -19,14 +19,17 @@
 import { formatDuration, type Strategy } from "@edgeplane/core";
 import { failureBudget, failureBudgetExceeded } from "./budget.js";
 import {
+  assignedPositions,
   createContext,
-  type DraftDeployment,
   emit,
   inFlight,
+  nodeOf,
   nodesIn,
   type PlanContext,
+  rememberIndex,
+  setNode,
   setState,
-  waveCount,
+  targetPositions,
 } from "./context.js";
 import { checkControl, nextSteps, rollbackRefusal } from "./controls.js";
 import { evaluateNode, type FailureKind } from "./nodes.js";
@@ -34,8 +37,15 @@ import { type Control, isTerminalDeployment } from "./states.js";
 import { canary } from "./strategies/canary.js";
 import { immediate } from "./strategies/immediate.js";
 import { rolling, type StrategyFn } from "./strategies/rolling.js";
-import { activeMessage, countersOf, progressOf, requeueAfter } from "./summary.js";
-import { type DeploymentRecord, MAX_EVENTS, type Plan, type Rejection, type Snapshot } from "./types.js";
+import { activeMessage, countersOfIndex, progressOf, requeueAfter } from "./summary.js";
+import {
+  type DeploymentRecord,
+  MAX_EVENTS,
+  type NodeRollout,
+  type Plan,
+  type Rejection,
+  type Snapshot,
+} from "./types.js";
 
 /** The strategy functions, one per strategy. */
 export const STRATEGY_FNS = { immediate, rolling, canary } as const satisfies Record<Strategy, StrategyFn>;
@@ -58,15 +68,16 @@ const s = (n: number, word: string) =>
 function withdrawUndelivered(ctx: PlanContext, why: string): void {
   const { d, now } = ctx;
   const ids: string[] = [];
-  for (const id of d.targets) {
-    const node = d.nodes[id];
-    if (node?.state !== "assigned" || node.withdrawnAt !== undefined) continue;
+  for (const i of assignedPositions(ctx)) {
+    const node = d.nodes[i] as NodeRollout;
+    const id = d.targets[i] as string;
+    if (node.withdrawnAt !== undefined) continue;
     if (ctx.snapshot.observations[id]?.execution?.version === d.jobVersion) continue;
-    d.nodes[id] = {
+    setNode(ctx, i, {
       ...node,
       withdrawnAt: now,
       reason: `assignment withdrawn (${why}) before the node started version ${d.jobVersion}`,
-    };
+    });
     ids.push(id);
   }
   if (ids.length > 0) ctx.actions.push({ kind: "unassign", nodeIds: ids, version: d.jobVersion });
@@ -139,8 +150,8 @@ function rollbackSkipCode(d: DeploymentRecord, snap: Snapshot): string {
 function succeed(ctx: PlanContext): void {
   const { d, settings } = ctx;
   const targets = d.targets.length;
-  const doneN = nodesIn(ctx, "done").length;
-  const failedN = nodesIn(ctx, "failed").length;
+  const doneN = ctx.index.count.done;
+  const failedN = ctx.index.count.failed;
   const tally =
     targets === 0
       ? "no target nodes"
@@ -168,7 +179,7 @@ function start(ctx: PlanContext): void {
   const parts = [`version ${d.jobVersion} to ${s(d.targets.length, "node")}`, d.strategy];
   if (d.canaries.length > 0) parts.push(`${s(d.canaries.length, "canary")} first`);
   if (d.strategy !== "immediate") parts.push(`wave size ${settings.waveSize}`);
-  parts.push(`${s(waveCount(d), "wave")}`);
+  parts.push(`${s(ctx.index.waves, "wave")}`);
   if (settings.deadlineMs !== undefined) parts.push(`deadline ${formatDuration(settings.deadlineMs)}`);
   if (!settings.ignoreHealth && !settings.runOnce)
     parts.push(`min_healthy_time ${formatDuration(settings.minHealthyMs)}`);
@@ -176,7 +187,7 @@ function start(ctx: PlanContext): void {
   emit(ctx, "started", parts.join(", "), [], {
     strategy: d.strategy,
     targets: String(d.targets.length),
-    waves: String(waveCount(d)),
+    waves: String(ctx.index.waves),
     wave_size: String(settings.waveSize),
     canaries: String(d.canaries.length),
     ...(d.isRollback
@@ -201,16 +212,35 @@ const FAILURE_WORDS: Record<FailureKind, string> = {
   deadline: "not done within the deadline",
 };
 
-/** Judges every target; emits node_healthy / node_failed entries grouped per sync. */
+/**
+ * The positions of the nodes that can change in this sync, in rollout order: the assigned ones,
+ * and pending ones observed lost (evaluateNode leaves every other pending, done or failed node
+ * as it is).
+ */
+function candidates(ctx: PlanContext): number[] {
+  const { d, snapshot } = ctx;
+  const out = [...ctx.index.assigned];
+  if (ctx.index.count.pending > 0) {
+    const at = targetPositions(d.targets);
+    for (const id in snapshot.observations) {
+      if (snapshot.observations[id]?.liveness !== "lost") continue;
+      const i = at.get(id);
+      if (i !== undefined && d.nodes[i]?.state === "pending") out.push(i);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Judges every target that can change; emits node_healthy / node_failed entries grouped per sync. */
 function evaluateNodes(ctx: PlanContext): void {
   const { d, settings, now } = ctx;
   const doneIds: string[] = [];
   const failedBy = new Map<FailureKind, string[]>();
-  for (const id of d.targets) {
-    const node = d.nodes[id];
-    if (node === undefined) continue;
+  for (const i of candidates(ctx)) {
+    const node = d.nodes[i] as NodeRollout;
+    const id = d.targets[i] as string;
     const verdict = evaluateNode(node, ctx.snapshot.observations[id], d.jobVersion, settings, now);
-    if (verdict.node !== node) d.nodes[id] = verdict.node;
+    if (verdict.node !== node) setNode(ctx, i, verdict.node);
     if (verdict.unhealthy) ctx.unhealthy++;
     if (verdict.change === "done") doneIds.push(id);
     if (verdict.change === "failed" && verdict.failureKind) {
@@ -228,7 +258,7 @@ function evaluateNodes(ctx: PlanContext): void {
     emit(ctx, "node_healthy", how, doneIds);
   }
   for (const [kind, ids] of failedBy) {
-    const first = ids[0] === undefined ? undefined : d.nodes[ids[0]]?.reason;
+    const first = ids[0] === undefined ? undefined : nodeOf(d, ids[0])?.reason;
     const reason = ids.length === 1 && first ? first : `${FAILURE_WORDS[kind]}: ${s(ids.length, "node")}`;
     emit(ctx, "node_failed", reason, ids, { cause: kind });
   }
@@ -242,7 +272,7 @@ function haltReason(ctx: PlanContext): Halt | undefined {
     const first = bad[0];
     if (first !== undefined) {
       return {
-        reason: `canary ${bad.join(", ")} failed (${d.nodes[first]?.reason ?? "failed"}); any failed canary fails the deployment`,
+        reason: `canary ${bad.join(", ")} failed (${nodeOf(d, first)?.reason ?? "failed"}); any failed canary fails the deployment`,
         nodes: bad,
         details: {
           rule: "canary_failed",
@@ -252,9 +282,9 @@ function haltReason(ctx: PlanContext): Halt | undefined {
       };
     }
   }
-  const failed = nodesIn(ctx, "failed");
-  const exceeded = failureBudgetExceeded(failed.length, d.targets.length, d.rollout);
+  const exceeded = failureBudgetExceeded(ctx.index.count.failed, d.targets.length, d.rollout);
   if (exceeded === undefined) return undefined;
+  const failed = nodesIn(ctx, "failed");
   return {
     reason: exceeded,
     nodes: failed,
@@ -297,7 +327,7 @@ function applyControl(ctx: PlanContext, control: Control): boolean {
       return false;
     case "cancel": {
       withdrawUndelivered(ctx, "deployment cancelled");
-      const doneN = nodesIn(ctx, "done").length;
+      const doneN = ctx.index.count.done;
       const tally = `${doneN}/${d.targets.length} nodes done; nodes keep what they have`;
       setState(ctx, "cancelled", `cancelled by a user: ${tally}`);
       emit(ctx, "cancelled", `cancelled by a user: ${tally}`);
@@ -372,11 +402,13 @@ function followRollback(ctx: PlanContext): void {
  * node's object, so an unchanged node is the same object: one identity check per target instead
  * of a deep compare of a table that can hold 10,000 nodes.
  */
-function sameNodes(source: DeploymentRecord, d: DraftDeployment): boolean {
+function sameNodes(ctx: PlanContext): boolean {
+  const source = ctx.snapshot.deployment;
+  const { d } = ctx;
   if (source.targets !== d.targets && !sameValue(source.targets, d.targets)) return false;
-  for (const id of d.targets) {
-    const a = source.nodes[id];
-    const b = d.nodes[id];
+  for (const i of ctx.index.changed) {
+    const a = source.nodes[i];
+    const b = d.nodes[i];
     if (a !== b && !sameValue(a, b)) return false;
   }
   return true;
@@ -401,16 +433,23 @@ function finish(ctx: PlanContext, rejected: Rejection | undefined): Plan {
     d.state === "running" ||
     d.state === "paused" ||
     d.state === "awaiting_promotion";
-  d.counters = countersOf(d, live ? ctx.unhealthy : 0);
+  d.counters = countersOfIndex(ctx, live ? ctx.unhealthy : 0);
   d.progress = progressOf(d.counters);
   if (live) d.message = activeMessage(ctx, d.counters);
   d.nextSteps = nextSteps(d, snapshot.stable);
   if (ctx.events.length > 0) d.events = [...source.events, ...ctx.events].slice(-MAX_EVENTS);
+  const nodesSame = sameNodes(ctx);
+  // An unchanged table keeps its identity (the next sync's copy and compare stay cheap).
+  if (nodesSame) d.nodes = source.nodes as NodeRollout[];
   const changed =
-    !sameNodes(source, d) ||
-    !sameValue({ ...source, nodes: undefined, updatedAt: 0 }, { ...d, nodes: undefined, updatedAt: 0 });
+    !nodesSame ||
+    !sameValue(
+      { ...source, nodes: undefined, targets: undefined, updatedAt: 0 },
+      { ...d, nodes: undefined, targets: undefined, updatedAt: 0 },
+    );
   if (changed) d.updatedAt = now;
   const requeue = requeueAfter(ctx);
+  rememberIndex(ctx);
   const deployment: DeploymentRecord = d;
   return {
     actions: ctx.actions,
@@ -473,7 +512,7 @@ export function plan(snapshot: Snapshot, now: number): Plan {
       fail(ctx, halt);
       break;
     }
-    if (d.targets.every((id) => d.nodes[id]?.state === "done" || d.nodes[id]?.state === "failed")) {
+    if (ctx.index.count.pending === 0 && ctx.index.count.assigned === 0) {
       succeed(ctx);
       break;
     }

@@ -8,7 +8,7 @@ import { nodesIn, type PlanContext, waveCount } from "./context.js";
 import { nextNodeWake } from "./nodes.js";
 import type { DeploymentCounters, DeploymentRecord } from "./types.js";
 
-/** Counters of a record (`unhealthy` comes from the latest evaluation). */
+/** Counters of a record (`unhealthy` comes from the latest evaluation): one walk of the table. */
 export function countersOf(
   d: Pick<DeploymentRecord, "nodes" | "targets" | "canaries">,
   unhealthy = 0,
@@ -17,9 +17,7 @@ export function countersOf(
   let healthy = 0;
   let failed = 0;
   let currentWave = 0;
-  for (const id of d.targets) {
-    const n = d.nodes[id];
-    if (n === undefined) continue;
+  for (const n of d.nodes) {
     if (n.assignedAt !== undefined) {
       updated++;
       currentWave = Math.max(currentWave, n.wave);
@@ -39,6 +37,21 @@ export function countersOf(
   };
 }
 
+/** The same counters from a plan call's index (no walk of the table). */
+export function countersOfIndex(ctx: PlanContext, unhealthy = 0): DeploymentCounters {
+  const { d, index } = ctx;
+  return {
+    targets: d.targets.length,
+    waves: index.waves,
+    currentWave: index.currentWave,
+    updated: index.updated,
+    healthy: index.count.done,
+    unhealthy,
+    failed: index.count.failed,
+    canaries: d.canaries.length,
+  };
+}
+
 /** Done nodes over targets; 1 for a deployment with no targets. */
 export function progressOf(c: DeploymentCounters): number {
   return c.targets === 0 ? 1 : c.healthy / c.targets;
@@ -49,7 +62,7 @@ export function activeMessage(ctx: PlanContext, c: DeploymentCounters): string {
   const { d, settings } = ctx;
   const budget = failureBudget(c.targets, d.rollout);
   const tally = `${c.healthy}/${c.targets} done, ${c.failed} failed (budget ${budget})`;
-  const updating = nodesIn(ctx, "assigned").length;
+  const updating = ctx.index.count.assigned;
   switch (d.state) {
     case "pending":
       return `created: version ${d.jobVersion} to ${c.targets} nodes (${d.strategy})`;
@@ -73,8 +86,9 @@ export function requeueAfter(ctx: PlanContext): number | undefined {
   const { d, settings, now } = ctx;
   if (d.state !== "running" && d.state !== "paused" && d.state !== "awaiting_promotion") return undefined;
   let next: number | undefined;
-  for (const id of d.targets) {
-    const node = d.nodes[id];
+  // Only assigned nodes have a clock (nextNodeWake).
+  for (const i of ctx.index.assigned) {
+    const node = d.nodes[i];
     if (node === undefined) continue;
     const t = nextNodeWake(node, settings, now);
     if (t !== undefined && (next === undefined || t < next)) next = t;

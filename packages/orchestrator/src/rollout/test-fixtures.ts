@@ -119,7 +119,7 @@ export class Driver {
 
   /** Node ids in a rollout state. */
   nodesIn(state: string): string[] {
-    return this.record.targets.filter((id) => this.record.nodes[id]?.state === state);
+    return this.record.targets.filter((_, i) => this.record.nodes[i]?.state === state);
   }
 
   /** Ids assigned by a plan. */

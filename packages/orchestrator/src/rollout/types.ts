@@ -126,8 +126,12 @@ export interface DeploymentRecord {
   readonly targets: readonly string[];
   /** The canary set: the first `canaryCount` targets (empty unless the strategy is canary). */
   readonly canaries: readonly string[];
-  /** Per node progress; one entry per target. */
-  readonly nodes: Readonly<Record<string, NodeRollout>>;
+  /**
+   * Per node progress, aligned with `targets`: `nodes[i]` is the progress of `targets[i]` (an
+   * array, so a sync copies 10,000 entries as pointers and walks them without hashing ids; see
+   * `nodeOf` for a lookup by id).
+   */
+  readonly nodes: readonly NodeRollout[];
   /** A canary deployment was promoted (automatically or by a person). */
   readonly promoted: boolean;
   readonly createdAt: number;

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { nodeOf } from "./context.js";
 import { createDeployment } from "./create.js";
 import { ids, makeSpec } from "./test-fixtures.js";
 import { canaryCount, planWaves, rolloutOrder, rolloutWaveSize } from "./waves.js";
@@ -85,9 +86,9 @@ describe("planWaves (dry run)", () => {
     const d = createDeployment({ id: "d", jobId: "j", jobVersion: 2, spec, targets: ids(11), now: 0 });
     expect(d.targets).toEqual(p.order);
     expect(d.canaries).toEqual(p.canaries);
-    for (const id of p.canaries) expect(d.nodes[id]?.wave).toBe(1);
+    for (const id of p.canaries) expect(nodeOf(d, id)?.wave).toBe(1);
     p.waves.forEach((wave, i) => {
-      for (const id of wave) expect(d.nodes[id]?.wave).toBe(i + 2);
+      for (const id of wave) expect(nodeOf(d, id)?.wave).toBe(i + 2);
     });
     expect(d.counters.waves).toBe(1 + p.waves.length);
   });

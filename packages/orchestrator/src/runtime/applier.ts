@@ -22,23 +22,23 @@ import { createDeployment } from "../rollout/create.js";
 import { deploymentAllowedFrom, isTerminalDeployment } from "../rollout/states.js";
 import type { Action, DeploymentRecord, Plan } from "../rollout/types.js";
 import type { RuntimeContext } from "./context.js";
-import { deploymentIdFor, recordOf, writeOf } from "./records.js";
+import { createdRecord, createWriteOf, deploymentIdFor, sameLayout, updateWriteOf } from "./records.js";
 import { deploymentTargets } from "./targets.js";
 
 /** Writes a record under the revision guard and the fence; returns it with its new revision. */
 export async function writeRecord(
   ctx: RuntimeContext,
-  before: Pick<DeploymentRecord, "revision" | "state">,
+  before: DeploymentRecord,
   next: DeploymentRecord,
 ): Promise<DeploymentRecord> {
   const moved = before.state !== next.state;
-  const revision = await ctx.deployments.update(writeOf(next, ctx.clock.now()), {
+  const revision = await ctx.deployments.update(updateWriteOf(before, next, ctx.clock.now()), {
     expectedRevision: before.revision,
     ...(moved ? { allowedFrom: deploymentAllowedFrom(next.state) } : {}),
     fence: ctx.fence(),
   });
   ctx.counters.deploymentWrites++;
-  const written = { ...next, revision };
+  const written = sameLayout(next, { ...next, revision });
   ctx.remember(written);
   return written;
 }
@@ -212,9 +212,9 @@ async function rollback(
     now,
     rollbackOf: { deployment: d, toVersion },
   });
-  const created = await ctx.deployments.create(writeOf(record, now), ctx.fence());
+  const created = await ctx.deployments.create(createWriteOf(record, now), ctx.fence());
   if (created.created) ctx.counters.deploymentsCreated++;
-  ctx.remember(recordOf(created.deployment));
+  ctx.remember(createdRecord(record, created));
   // Recorded here before the job names it active, so a sync in between never sees it as a takeover.
   const updated = await writeRecord(ctx, d, { ...d, rollbackDeploymentId: rbId, updatedAt: now });
   await ctx.writeJob(job.id, (j) =>

@@ -6,7 +6,7 @@ export type { RuntimeJobStore, RuntimePlacement, RuntimeRegistry } from "./conte
 export type { LeaderElectorOptions, LeadershipListener } from "./leader.js";
 export { LeaderElector } from "./leader.js";
 export type { DeploymentView } from "./records.js";
-export { deploymentIdFor, recordOf, summaryOf, writeOf } from "./records.js";
+export { createWriteOf, deploymentIdFor, recordOf, summaryOf, updateWriteOf } from "./records.js";
 export type { DeploymentRuntimeOptions, RuntimeStats } from "./runtime.js";
 export { createDeploymentRuntime, DeploymentRuntime } from "./runtime.js";
 export { deploymentTargets, selectorOf } from "./targets.js";

@@ -21,7 +21,7 @@ import { isActiveDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
 import { abandon } from "./applier.js";
 import type { RuntimeContext } from "./context.js";
-import { deploymentIdFor, recordOf, writeOf } from "./records.js";
+import { createdRecord, createWriteOf, deploymentIdFor } from "./records.js";
 import { deploymentTargets, selectorOf } from "./targets.js";
 
 const PLACED = new Set(["pending", "queued", "running"]);
@@ -220,7 +220,7 @@ async function startDeployment(
       targets: deploymentTargets(ctx.registry, job.spec),
       now,
     });
-    const created = await ctx.deployments.create(writeOf(draft, now), ctx.fence());
+    const created = await ctx.deployments.create(createWriteOf(draft, now), ctx.fence());
     if (created.created) {
       ctx.counters.deploymentsCreated++;
       ctx.log.info("deployment created", {
@@ -231,7 +231,7 @@ async function startDeployment(
         targets: draft.targets.length,
       });
     }
-    record = recordOf(created.deployment);
+    record = createdRecord(draft, created);
     ctx.remember(record);
   }
   const targets = record.targets.length;

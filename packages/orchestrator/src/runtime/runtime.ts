@@ -480,8 +480,9 @@ export class DeploymentRuntime {
     const owner = activeOfJob === d.id && d.state !== "rolling_back" && isActiveDeployment(d.state);
     const assign: string[] = [];
     const withdraw: string[] = [];
-    for (const id of d.targets) {
-      const node = d.nodes[id];
+    for (let i = 0; i < d.targets.length; i++) {
+      const id = d.targets[i] as string;
+      const node = d.nodes[i];
       if (node === undefined || node.assignedAt === undefined) continue;
       const has = ctx.versions.versionOf(d.jobId, id)?.version === d.jobVersion;
       if (node.withdrawnAt !== undefined) {

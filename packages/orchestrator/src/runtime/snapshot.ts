@@ -55,8 +55,10 @@ function observe(
 ): { obs: Record<string, NodeObservation>; unheard: number } {
   const obs: Record<string, NodeObservation> = {};
   let unheard = 0;
-  for (const id of d.targets) {
-    const node = d.nodes[id];
+  const { targets, nodes } = d;
+  for (let i = 0; i < targets.length; i++) {
+    const node = nodes[i];
+    const id = targets[i] as string;
     if (node === undefined || node.state === "done" || node.state === "failed") continue;
     if (node.state === "pending") {
       // A pending node is judged only by whether it is lost (evaluateNode): only lost ones need an

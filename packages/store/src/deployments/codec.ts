@@ -49,8 +49,14 @@ export function checkControlRequest(control: string, reason: string | undefined)
     throw invalidArgument("reason", `must be at most ${MAX_CONTROL_REASON} characters, got ${reason.length}`);
 }
 
-/** Checks a deployment write before anything is stored. */
-export function checkDeploymentWrite(w: DeploymentWrite): void {
+/** The most node entries, and the most targets, one deployment write may carry. */
+export const MAX_DEPLOYMENT_NODES = 100_000;
+
+/**
+ * Checks a deployment write before anything is stored: the head fields, the record and summary,
+ * the node entries, and the targets (which only `create` may carry: they never change).
+ */
+export function checkDeploymentWrite(w: DeploymentWrite, op: "create" | "update"): void {
   if (!isObject(w)) throw invalidArgument("deployment", "must be an object");
   checkId("id", w.id);
   checkId("job_id", w.jobId);
@@ -60,7 +66,65 @@ export function checkDeploymentWrite(w: DeploymentWrite): void {
   checkTime("created_at", w.createdAt);
   checkTime("now", w.now);
   if (!isObject(w.record)) throw invalidArgument("record", "must be a JSON object");
-  if (!isObject(w.summary)) throw invalidArgument("summary", "must be a JSON object");
+  if (w.summary !== undefined && !isObject(w.summary))
+    throw invalidArgument("summary", "must be a JSON object when given");
+  if (w.nodes !== undefined) checkNodeEntries(w.nodes);
+  if (w.targets !== undefined) {
+    if (op === "update")
+      throw invalidArgument("targets", "are frozen at create; an update must not carry them");
+    if (!Array.isArray(w.targets)) throw invalidArgument("targets", "must be a list of node ids");
+    if (w.targets.length > MAX_DEPLOYMENT_NODES)
+      throw invalidArgument("targets", `must be at most ${MAX_DEPLOYMENT_NODES}, got ${w.targets.length}`);
+    w.targets.forEach((id, i) => {
+      checkId(`targets[${i}]`, id);
+    });
+  }
+}
+
+function checkNodeEntries(entries: DeploymentWrite["nodes"]): void {
+  if (!Array.isArray(entries))
+    throw invalidArgument("nodes", "must be a list of [node id, JSON object] pairs");
+  if (entries.length > MAX_DEPLOYMENT_NODES)
+    throw invalidArgument("nodes", `must be at most ${MAX_DEPLOYMENT_NODES} entries, got ${entries.length}`);
+  entries.forEach((e: unknown, i) => {
+    if (!Array.isArray(e) || e.length !== 2)
+      throw invalidArgument(`nodes[${i}]`, "must be a [node id, JSON object] pair");
+    checkId(`nodes[${i}]`, e[0]);
+    if (!isObject(e[1])) throw invalidArgument(`nodes[${i}]`, "the entry must be a JSON object");
+  });
+}
+
+/** The node entries of a (checked) write as stored: `[id, entry JSON, id, entry JSON, …]`. */
+export function encodeNodeEntries(entries: DeploymentWrite["nodes"]): string[] {
+  const out: string[] = [];
+  for (const [id, entry] of entries ?? []) out.push(id, JSON.stringify(entry));
+  return out;
+}
+
+/** A node table from stored `[id, entry JSON]` pairs; `internal` naming the node when one cannot be read. */
+export function decodeNodeTable(
+  id: string,
+  pairs: Iterable<readonly [string, string]>,
+): Record<string, JsonObject> {
+  const entries: Array<[string, JsonObject]> = [];
+  for (const [node, text] of pairs) entries.push([node, decodeBody(id, `node entry ${node}`, text)]);
+  // fromEntries, not assignment: a node id such as `__proto__` stays an own entry.
+  return Object.fromEntries(entries);
+}
+
+/** Reads a stored target list; `internal` naming the deployment when it cannot be read. */
+export function decodeTargets(id: string, text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!Array.isArray(v) || v.some((t) => typeof t !== "string")) throw new Error("not a list of ids");
+    return v as string[];
+  } catch (err) {
+    throw new EdgeplaneError(
+      "internal",
+      `stored targets of deployment ${id} cannot be read: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }
 
 /** Checks the guard of an update. */

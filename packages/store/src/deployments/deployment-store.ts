@@ -6,8 +6,12 @@
  *   revision guard, a state guard (the planner's transition table, passed in as `allowedFrom`)
  *   and the leader's fencing epoch, all checked in one atomic step. The store does not know what
  *   a deployment means: the record is the planner's JSON, plus a few head fields it indexes (job,
- *   state, active, creation time). A small `summary` (the record without its per-node table) is
- *   kept next to it for the API, so listing and watching never read a 10,000-node record.
+ *   state, active, creation time). A small `summary` (the record without its per-node table) may
+ *   be kept next to it for the API, so listing and watching never read a big record; without one,
+ *   the record is the summary. The per-node table is kept apart from the record (`nodes`, node
+ *   id → entry) and written incrementally: a write lists only the entries that changed, so a sync
+ *   of a 10,000-node deployment does not re-send the whole table. The frozen target list
+ *   (`targets`) is written once, at create.
  * - {@link NodeVersionStore}: per job, node → the version the rollout assigned it (and the one it
  *   had before, so an assignment that was never started can be withdrawn).
  * - {@link LeaderLease}: who may act. Acquiring the lease when it is free bumps a counter, the
@@ -25,7 +29,7 @@ export interface Fence {
   readonly epoch: number;
 }
 
-/** A deployment write: head fields the store indexes, and the record itself. */
+/** A deployment write: head fields the store indexes, the record, and changed node entries. */
 export interface DeploymentWrite {
   readonly id: string;
   readonly jobId: string;
@@ -37,8 +41,22 @@ export interface DeploymentWrite {
   readonly now: number;
   /** The full record, without `revision` (the store writes the new revision into it). */
   readonly record: JsonObject;
-  /** What the API shows (the record without its per-node table), without `revision`. */
-  readonly summary: JsonObject;
+  /**
+   * What the API shows (the record without its big parts), without `revision`. Absent: the record
+   * is the summary (an update without one drops the summary stored before).
+   */
+  readonly summary?: JsonObject;
+  /**
+   * Node entries (node id → entry) to upsert into the deployment's node table in the same atomic
+   * write: on create usually all of them, on update only the ones that changed. Entries not listed
+   * stay as they are; when an id is listed twice, the last one wins. At most 100,000.
+   */
+  readonly nodes?: ReadonlyArray<readonly [string, JsonObject]>;
+  /**
+   * The deployment's frozen target list (node ids, in order), stored once by `create`; `update`
+   * refuses it (`invalid_argument`, field `targets`). At most 100,000.
+   */
+  readonly targets?: readonly string[];
 }
 
 /** The preconditions of a deployment update. */
@@ -63,8 +81,15 @@ export interface StoredDeployment {
   readonly revision: number;
   readonly createdAt: number;
   readonly updatedAt: number;
-  /** The full record, with `revision`. */
+  /**
+   * The record as written, with `revision`. (Deployments stored before the node table was kept
+   * apart carry their per-node table in here, and `nodes` is empty.)
+   */
   readonly record: JsonObject;
+  /** The whole node table (node id → entry); `{}` when none was written. */
+  readonly nodes: Record<string, JsonObject>;
+  /** The frozen target list, when the deployment was created with one. */
+  readonly targets?: readonly string[];
   /** A control a person requested that the orchestrator has not applied yet. */
   readonly control?: string;
   /** The reason the person gave with {@link control} (absent when none was given). */
@@ -79,7 +104,7 @@ export interface DeploymentSummary {
   readonly revision: number;
   readonly createdAt: number;
   readonly updatedAt: number;
-  /** The summary, with `revision`. */
+  /** The summary, with `revision` (the record, when it was written without a summary). */
   readonly summary: JsonObject;
   readonly control?: string;
   readonly controlReason?: string;
@@ -117,9 +142,12 @@ export interface DeploymentStore {
    * ids are deterministic, so a retried or concurrent create is harmless). Fenced when `fence`.
    */
   create(write: DeploymentWrite, fence?: Fence): Promise<{ deployment: StoredDeployment; created: boolean }>;
-  /** Replaces a deployment's record under `guard`; returns the new revision. `not_found` when unknown. */
+  /**
+   * Replaces a deployment's record (and summary) and upserts the listed node entries under
+   * `guard`, all or nothing; returns the new revision. `not_found` when unknown.
+   */
   update(write: DeploymentWrite, guard: DeploymentGuard): Promise<number>;
-  /** The full record; undefined when unknown. */
+  /** The full record, node table and targets; undefined when unknown. */
   get(id: string): Promise<StoredDeployment | undefined>;
   /** The summary; undefined when unknown. */
   getSummary(id: string): Promise<DeploymentSummary | undefined>;

@@ -6,7 +6,8 @@
  *
  * | key                        | type   | holds                                                              |
  * |----------------------------|--------|--------------------------------------------------------------------|
- * | `ep:deploy:d:<id>`         | hash   | `rec` record JSON, `sum` summary JSON, `rev`, `state`, `job`, `created`, `updated`, `control` |
+ * | `ep:deploy:d:<id>`         | hash   | `rec` record, `sum` summary, `tgt` targets, `rev`, `state`, `job`, `created`, `updated`, `control`… |
+ * | `ep:deploy:n:<id>`         | hash   | the node table: node id → entry JSON (upserted by create and update) |
  * | `ep:deploy:job:<job id>`   | zset   | one job's deployments: `<12 hex digits of created ms><id>`, score 0 |
  * | `ep:deploy:all`            | zset   | every deployment, same members                                     |
  * | `ep:deploy:active`         | set    | ids written with `active: true` last (what a new leader resumes)   |
@@ -14,6 +15,12 @@
  * | `ep:deploy:ver:<job id>`   | hash   | node id → `version\|deployment\|previous version\|previous deployment` |
  * | `ep:leader`                | string | `<epoch>\|<holder>`, with the lease TTL                            |
  * | `ep:leader:epoch`          | string | the fencing epoch counter (INCR on every fresh acquisition)        |
+ *
+ * In the deployment hash: `rec` and `sum` are JSON objects with `revision` first; `sum` is absent
+ * when the last write gave no summary (then `rec` is the summary). `tgt` is the frozen target list
+ * (a JSON array of node ids), written by create only and absent when it gave none. `control`,
+ * `control_at` and `control_reason` describe a pending control. Deployments written before the
+ * node table had its own key keep it inside `rec` and have no `ep:deploy:n:<id>`.
  *
  * Index members are lexicographic (every score 0), as in the job store: "newest first, strictly
  * before a cursor" is one `ZREVRANGEBYLEX key (member - LIMIT 0 n`. For Redis Cluster, give a
@@ -29,6 +36,8 @@ export interface DeploymentStoreKeys {
   readonly prefix: string;
   /** Hash: one deployment. */
   deployment(id: string): string;
+  /** Hash: one deployment's node table (node id → entry JSON). */
+  deploymentNodes(id: string): string;
   /** Sorted set: one job's deployments. */
   jobIndex(jobId: string): string;
   /** Sorted set: every deployment. */
@@ -50,6 +59,7 @@ export function deploymentStoreKeys(prefix: string = DEFAULT_DEPLOYMENT_PREFIX):
   return {
     prefix,
     deployment: (id) => `${prefix}deploy:d:${id}`,
+    deploymentNodes: (id) => `${prefix}deploy:n:${id}`,
     jobIndex: (jobId) => `${prefix}deploy:job:${jobId}`,
     all: `${prefix}deploy:all`,
     active: `${prefix}deploy:active`,

@@ -41,13 +41,26 @@ local function withRevision(rev, body)
 end
 `;
 
+/**
+ * `writeNodes(key, from)`: HSETs the (node id, entry JSON) pairs `ARGV[from..]` into the node
+ * table `key`, 500 pairs per call (`unpack` of one call is bounded by Lua's C stack, ~8000).
+ */
+const writeNodes = `
+local function writeNodes(key, from)
+  for i = from, #ARGV, 1000 do
+    redis.call("HSET", key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+end
+`;
+
 /** createDeployment: creates unless it exists (then answers the stored record). */
-export const createDeploymentLua = `${prelude}
+export const createDeploymentLua = `${prelude}${writeNodes}
 -- KEYS[1] deployment hash  KEYS[2] job index  KEYS[3] all index  KEYS[4] active set
--- KEYS[5] changes stream   KEYS[6] lease
+-- KEYS[5] changes stream   KEYS[6] lease       KEYS[7] node table
 -- ARGV[1] id  ARGV[2] job id  ARGV[3] state  ARGV[4] active "1"|"0"  ARGV[5] created  ARGV[6] now
--- ARGV[7] record body  ARGV[8] summary body  ARGV[9] index member  ARGV[10] epoch or ""
--- ARGV[11] changes MAXLEN (~)
+-- ARGV[7] record body  ARGV[8] summary body or "" (none)  ARGV[9] index member  ARGV[10] epoch or ""
+-- ARGV[11] changes MAXLEN (~)  ARGV[12] targets JSON array or "" (none)
+-- ARGV[13..] node entries: node id, entry JSON, node id, entry JSON, ...
 -- Returns {1} created | {0, record, control or false} existed | {-10, epoch} fenced
 local f = fenceFailure(KEYS[6], ARGV[10])
 if f then return f end
@@ -55,8 +68,13 @@ if redis.call("EXISTS", KEYS[1]) == 1 then
   local v = redis.call("HMGET", KEYS[1], "rec", "control")
   return {0, v[1], v[2]}
 end
-redis.call("HSET", KEYS[1], "rec", withRevision(1, ARGV[7]), "sum", withRevision(1, ARGV[8]), "rev", 1,
+redis.call("HSET", KEYS[1], "rec", withRevision(1, ARGV[7]), "rev", 1,
   "state", ARGV[3], "job", ARGV[2], "created", ARGV[5], "updated", ARGV[6])
+if ARGV[8] ~= "" then redis.call("HSET", KEYS[1], "sum", withRevision(1, ARGV[8])) end
+if ARGV[12] ~= "" then redis.call("HSET", KEYS[1], "tgt", ARGV[12]) end
+-- A node table without a deployment is a leftover: the new one holds only this write's entries.
+redis.call("DEL", KEYS[7])
+writeNodes(KEYS[7], 13)
 redis.call("ZADD", KEYS[2], 0, ARGV[9])
 redis.call("ZADD", KEYS[3], 0, ARGV[9])
 if ARGV[4] == "1" then redis.call("SADD", KEYS[4], ARGV[1]) else redis.call("SREM", KEYS[4], ARGV[1]) end
@@ -66,13 +84,16 @@ return {1}
 `;
 
 /** updateDeployment: replaces the record under the fence, revision and state guards. */
-export const updateDeploymentLua = `${prelude}
+export const updateDeploymentLua = `${prelude}${writeNodes}
 -- KEYS[1] deployment hash  KEYS[2] active set  KEYS[3] changes stream  KEYS[4] lease
+-- KEYS[5] node table
 -- ARGV[1] id  ARGV[2] job id  ARGV[3] state  ARGV[4] active "1"|"0"  ARGV[5] now
--- ARGV[6] record body  ARGV[7] summary body  ARGV[8] expected revision
--- ARGV[9] allowed-from states CSV, or "*" (no state guard)  ARGV[10] epoch or ""
--- ARGV[11] changes MAXLEN (~)
+-- ARGV[6] record body  ARGV[7] summary body or "" (none: the stored one is deleted)
+-- ARGV[8] expected revision  ARGV[9] allowed-from states CSV, or "*" (no state guard)
+-- ARGV[10] epoch or ""  ARGV[11] changes MAXLEN (~)
+-- ARGV[12..] node entries to upsert: node id, entry JSON, node id, entry JSON, ...
 -- Returns {1, revision} | {-1} | {-2, revision} | {-3, state} | {-10, epoch}
+-- Every check comes before the first write: a refused update writes nothing, no entry either.
 local f = fenceFailure(KEYS[4], ARGV[10])
 if f then return f end
 local cur = redis.call("HMGET", KEYS[1], "rev", "state")
@@ -87,8 +108,10 @@ if ARGV[9] ~= "*" then
   if not ok then return {${DEPLOYMENT_FAILURES.ILLEGAL_STATE}, cur[2]} end
 end
 rev = rev + 1
-redis.call("HSET", KEYS[1], "rec", withRevision(rev, ARGV[6]), "sum", withRevision(rev, ARGV[7]), "rev", rev,
-  "state", ARGV[3], "updated", ARGV[5])
+redis.call("HSET", KEYS[1], "rec", withRevision(rev, ARGV[6]), "rev", rev, "state", ARGV[3], "updated", ARGV[5])
+if ARGV[7] ~= "" then redis.call("HSET", KEYS[1], "sum", withRevision(rev, ARGV[7]))
+else redis.call("HDEL", KEYS[1], "sum") end
+writeNodes(KEYS[5], 12)
 if ARGV[4] == "1" then redis.call("SADD", KEYS[2], ARGV[1]) else redis.call("SREM", KEYS[2], ARGV[1]) end
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[11], "*", "dep", ARGV[1], "job", ARGV[2], "kind", "updated",
   "rev", string.format("%d", rev), "state", ARGV[3])

@@ -15,11 +15,14 @@ import {
   checkPositive,
   checkVersionCommand,
   decodeBody,
+  decodeNodeTable,
   decodeNodeVersion,
+  decodeTargets,
   deploymentConflict,
   deploymentNotFound,
   deploymentStateRefused,
   encodeBody,
+  encodeNodeEntries,
   encodeNodeVersion,
   fencedWrite,
   spliceRevision,
@@ -38,7 +41,12 @@ import { deploymentMember } from "./keys.js";
 
 interface Row {
   rec: string;
-  sum: string;
+  /** Absent when the last write gave no summary (then `rec` is the summary). */
+  sum?: string;
+  /** The frozen target list's JSON, when created with one. */
+  tgt?: string;
+  /** The node table: node id → entry JSON. */
+  nodes: Map<string, string>;
   rev: number;
   state: string;
   job: string;
@@ -110,7 +118,7 @@ function append(data: MemoryDeploymentData, max: number, change: Omit<Deployment
 }
 
 /** What every read of a row shows besides its body (`record` or `summary`). */
-function headOf(id: string, row: Row): Omit<StoredDeployment, "record"> {
+function headOf(id: string, row: Row): Omit<StoredDeployment, "record" | "nodes" | "targets"> {
   return {
     id,
     jobId: row.job,
@@ -126,11 +134,22 @@ function headOf(id: string, row: Row): Omit<StoredDeployment, "record"> {
 }
 
 function summaryOf(id: string, row: Row): DeploymentSummary {
-  return { ...headOf(id, row), summary: decodeBody(id, "summary", row.sum) };
+  return { ...headOf(id, row), summary: decodeBody(id, "summary", row.sum ?? row.rec) };
 }
 
 function storedOf(id: string, row: Row): StoredDeployment {
-  return { ...headOf(id, row), record: decodeBody(id, "record", row.rec) };
+  return {
+    ...headOf(id, row),
+    record: decodeBody(id, "record", row.rec),
+    nodes: decodeNodeTable(id, row.nodes),
+    ...(row.tgt !== undefined ? { targets: decodeTargets(id, row.tgt) } : {}),
+  };
+}
+
+/** Upserts a write's node entries (stored as text, like Redis; the last of a repeated id wins). */
+function writeNodes(row: Row, entries: string[]): void {
+  for (let i = 0; i + 1 < entries.length; i += 2)
+    row.nodes.set(entries[i] as string, entries[i + 1] as string);
 }
 
 /** Creates the memory {@link DeploymentStore}. */
@@ -143,20 +162,23 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
   };
   return {
     async create(write, fence) {
-      checkDeploymentWrite(write);
+      checkDeploymentWrite(write, "create");
       checkFence(fence);
       checkFenceOf(data, fence);
       const existing = data.deployments.get(write.id);
       if (existing !== undefined) return { created: false, deployment: storedOf(write.id, existing) };
       const row: Row = {
         rec: spliceRevision(1, encodeBody(write.record)),
-        sum: spliceRevision(1, encodeBody(write.summary)),
+        ...(write.summary !== undefined ? { sum: spliceRevision(1, encodeBody(write.summary)) } : {}),
+        ...(write.targets !== undefined ? { tgt: JSON.stringify(write.targets) } : {}),
+        nodes: new Map(),
         rev: 1,
         state: write.state,
         job: write.jobId,
         created: write.createdAt,
         updated: write.now,
       };
+      writeNodes(row, encodeNodeEntries(write.nodes));
       data.deployments.set(write.id, row);
       setActive(write.id, write.active);
       append(data, max, {
@@ -169,7 +191,7 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
       return { created: true, deployment: storedOf(write.id, row) };
     },
     async update(write, guard) {
-      checkDeploymentWrite(write);
+      checkDeploymentWrite(write, "update");
       checkGuard(guard);
       checkFenceOf(data, guard.fence);
       const row = data.deployments.get(write.id);
@@ -178,9 +200,15 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
         throw deploymentConflict(write.id, guard.expectedRevision, row.rev);
       if (guard.allowedFrom !== undefined && !guard.allowedFrom.includes(row.state))
         throw deploymentStateRefused(write.id, row.state, write.state, guard.allowedFrom);
+      // Encoded before the first change: a write that cannot be encoded changes nothing.
       const rev = row.rev + 1;
-      row.rec = spliceRevision(rev, encodeBody(write.record));
-      row.sum = spliceRevision(rev, encodeBody(write.summary));
+      const rec = spliceRevision(rev, encodeBody(write.record));
+      const sum = write.summary === undefined ? undefined : spliceRevision(rev, encodeBody(write.summary));
+      const entries = encodeNodeEntries(write.nodes);
+      row.rec = rec;
+      if (sum === undefined) delete row.sum;
+      else row.sum = sum;
+      writeNodes(row, entries);
       row.rev = rev;
       row.state = write.state;
       row.updated = write.now;

@@ -13,11 +13,14 @@ import {
   checkPositive,
   checkVersionCommand,
   decodeBody,
+  decodeNodeTable,
   decodeNodeVersion,
+  decodeTargets,
   deploymentConflict,
   deploymentNotFound,
   deploymentStateRefused,
   encodeBody,
+  encodeNodeEntries,
   fencedWrite,
 } from "./codec.js";
 import type {
@@ -69,8 +72,8 @@ export interface RedisDeploymentStore extends DeploymentStore {
 }
 
 const SCRIPTS = {
-  edgeplaneCreateDeployment: { keys: 6, lua: createDeploymentLua },
-  edgeplaneUpdateDeployment: { keys: 4, lua: updateDeploymentLua },
+  edgeplaneCreateDeployment: { keys: 7, lua: createDeploymentLua },
+  edgeplaneUpdateDeployment: { keys: 5, lua: updateDeploymentLua },
   edgeplaneRequestControl: { keys: 2, lua: requestControlLua },
   edgeplaneClearControl: { keys: 1, lua: clearControlLua },
   edgeplaneAssignVersions: { keys: 2, lua: assignVersionsLua },
@@ -113,10 +116,12 @@ function scriptRunner(redis: Redis) {
     args: ReadonlyArray<string | number>,
     what: string,
   ): Promise<unknown[]> => {
-    const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name];
+    const fn = (redis as unknown as Record<string, (a: Array<string | number>) => Promise<unknown>>)[name];
     if (fn === undefined) throw new EdgeplaneError("internal", `script ${name} is not registered`);
     try {
-      return (await fn.call(redis, ...keys, ...args)) as unknown[];
+      // One array argument (ioredis flattens it), not spread: a write of 100,000 node entries
+      // has 200,000 arguments, more than a JavaScript call takes.
+      return (await fn.call(redis, [...keys, ...args])) as unknown[];
     } catch (err) {
       throw storeError(err, what);
     }
@@ -161,7 +166,10 @@ function changeOf(id: string, fields: string[]): DeploymentChange {
 const HEAD_FIELDS = ["rev", "state", "job", "created", "updated", "control", "control_reason"] as const;
 
 /** The head of a stored deployment from the values of {@link HEAD_FIELDS}. */
-function headOf(id: string, v: ReadonlyArray<string | null | undefined>): Omit<StoredDeployment, "record"> {
+function headOf(
+  id: string,
+  v: ReadonlyArray<string | null | undefined>,
+): Omit<StoredDeployment, "record" | "nodes" | "targets"> {
   const [rev, state, job, created, updated, control, controlReason] = v;
   return {
     id,
@@ -182,37 +190,68 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
   const maxLen = options.changesMaxLen ?? 10_000;
   const run = scriptRunner(redis);
 
-  async function summaries(ids: readonly string[]): Promise<DeploymentSummary[]> {
-    if (ids.length === 0) return [];
+  /** One `HMGET` per id of `fields`, pipelined; the values in the order of `ids`. */
+  async function hmgetEach(
+    ids: readonly string[],
+    fields: readonly string[],
+  ): Promise<Array<Array<string | null>>> {
     const pipeline = redis.pipeline();
-    for (const id of ids) pipeline.hmget(keys.deployment(id), "sum", ...HEAD_FIELDS);
+    for (const id of ids) pipeline.hmget(keys.deployment(id), ...fields);
     let results: Array<[Error | null, unknown]> | null;
     try {
       results = await pipeline.exec();
     } catch (err) {
       throw storeError(err, "reading deployments");
     }
-    const out: DeploymentSummary[] = [];
-    ids.forEach((id, i) => {
+    return ids.map((id, i) => {
       const [err, value] = results?.[i] ?? [null, null];
       if (err) throw storeError(err, `reading deployment ${id}`);
-      const s = summaryOf(id, value as Array<string | null>);
-      if (s !== undefined) out.push(s);
+      return (value as Array<string | null> | null) ?? [];
+    });
+  }
+
+  /**
+   * Summaries of `ids` (unknown ones left out), in order. One pipeline reads `sum` and the head;
+   * only deployments written without a summary (no `sum`) are read again, with their `rec`, so a
+   * page of summaries never reads the records of deployments that have one.
+   */
+  async function summaries(ids: readonly string[]): Promise<DeploymentSummary[]> {
+    if (ids.length === 0) return [];
+    const rows = await hmgetEach(ids, ["sum", ...HEAD_FIELDS]);
+    const bare = ids.filter((_, i) => isBare(rows[i]));
+    if (bare.length > 0) {
+      // `sum` again with `rec`: the deployment may have been written since, with or without one.
+      const again = await hmgetEach(bare, ["sum", "rec", ...HEAD_FIELDS]);
+      const byId = new Map(bare.map((id, i) => [id, again[i] ?? []]));
+      ids.forEach((id, i) => {
+        const v = byId.get(id);
+        if (v !== undefined) rows[i] = [v[0] ?? v[1] ?? null, ...v.slice(2)];
+      });
+    }
+    const out: DeploymentSummary[] = [];
+    ids.forEach((id, i) => {
+      const [body, ...head] = rows[i] ?? [];
+      if (body === null || body === undefined || head[0] === null || head[0] === undefined) return;
+      out.push({ ...headOf(id, head), summary: decodeBody(id, "summary", body) });
     });
     return out;
   }
 
-  function summaryOf(id: string, v: Array<string | null>): DeploymentSummary | undefined {
-    const [sum, ...head] = v;
-    if (sum === null || sum === undefined) return undefined;
-    return { ...headOf(id, head), summary: decodeBody(id, "summary", sum) };
+  /** Whether a `sum, head…` row is of a deployment that exists but has no summary. */
+  function isBare(row: ReadonlyArray<string | null> | undefined): boolean {
+    return (
+      row !== undefined &&
+      (row[0] === null || row[0] === undefined) &&
+      row[1] !== null &&
+      row[1] !== undefined
+    );
   }
 
   return {
     keys,
     redis,
     async create(write, fence) {
-      checkDeploymentWrite(write);
+      checkDeploymentWrite(write, "create");
       checkFence(fence);
       const reply = await run(
         "edgeplaneCreateDeployment",
@@ -223,6 +262,7 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
           keys.active,
           keys.changes,
           keys.lease,
+          keys.deploymentNodes(write.id),
         ],
         [
           write.id,
@@ -232,10 +272,12 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
           write.createdAt,
           write.now,
           encodeBody(write.record),
-          encodeBody(write.summary),
+          write.summary === undefined ? "" : encodeBody(write.summary),
           deploymentMember(write.createdAt, write.id),
           fence?.epoch ?? "",
           maxLen,
+          write.targets === undefined ? "" : JSON.stringify(write.targets),
+          ...encodeNodeEntries(write.nodes),
         ],
         `creating deployment ${write.id}`,
       );
@@ -251,6 +293,8 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
             createdAt: write.createdAt,
             updatedAt: write.now,
             record: { ...write.record, revision: 1 },
+            nodes: Object.fromEntries(write.nodes ?? []),
+            ...(write.targets !== undefined ? { targets: [...write.targets] } : {}),
           },
         };
       }
@@ -259,11 +303,11 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
       return { created: false, deployment: existing };
     },
     async update(write, guard) {
-      checkDeploymentWrite(write);
+      checkDeploymentWrite(write, "update");
       checkGuard(guard);
       const reply = await run(
         "edgeplaneUpdateDeployment",
-        [keys.deployment(write.id), keys.active, keys.changes, keys.lease],
+        [keys.deployment(write.id), keys.active, keys.changes, keys.lease, keys.deploymentNodes(write.id)],
         [
           write.id,
           write.jobId,
@@ -271,11 +315,12 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
           write.active ? "1" : "0",
           write.now,
           encodeBody(write.record),
-          encodeBody(write.summary),
+          write.summary === undefined ? "" : encodeBody(write.summary),
           guard.expectedRevision,
           guard.allowedFrom === undefined ? "*" : guard.allowedFrom.join(","),
           guard.fence?.epoch ?? "",
           maxLen,
+          ...encodeNodeEntries(write.nodes),
         ],
         `writing deployment ${write.id}`,
       );
@@ -289,15 +334,27 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
       return Number(reply[1]);
     },
     async get(id) {
-      let v: Array<string | null>;
+      // MULTI: the record and its node table as of one moment (no update in between).
+      let results: Array<[Error | null, unknown]> | null;
       try {
-        v = await redis.hmget(keys.deployment(id), "rec", ...HEAD_FIELDS);
+        results = await redis
+          .multi()
+          .hmget(keys.deployment(id), "rec", "tgt", ...HEAD_FIELDS)
+          .hgetall(keys.deploymentNodes(id))
+          .exec();
       } catch (err) {
         throw storeError(err, `reading deployment ${id}`);
       }
-      const [rec, ...head] = v;
+      const [[headErr, v] = [null, null], [nodesErr, table] = [null, null]] = results ?? [];
+      if (headErr || nodesErr) throw storeError(headErr ?? nodesErr, `reading deployment ${id}`);
+      const [rec, tgt, ...head] = (v as Array<string | null> | null) ?? [];
       if (rec === null || rec === undefined) return undefined;
-      return { ...headOf(id, head), record: decodeBody(id, "record", rec) };
+      return {
+        ...headOf(id, head),
+        record: decodeBody(id, "record", rec),
+        nodes: decodeNodeTable(id, Object.entries((table as Record<string, string> | null) ?? {})),
+        ...(tgt ? { targets: decodeTargets(id, tgt) } : {}),
+      };
     },
     async getSummary(id) {
       return (await summaries([id]))[0];

@@ -10,23 +10,21 @@
  */
 
 import { formatDuration } from "@edgeplane/core";
-import { emit, nodesIn, type PlanContext, setState } from "../context.js";
+import { emit, setState, targetPositions } from "../context.js";
 import { dispatchWindow, type StrategyFn } from "./rolling.js";
-
-function others(ctx: PlanContext): string[] {
-  const canaries = new Set(ctx.d.canaries);
-  return ctx.d.targets.filter((id) => !canaries.has(id));
-}
 
 /** The canary strategy. */
 export const canary: StrategyFn = (ctx) => {
-  const { d, settings } = ctx;
-  const rest = others(ctx);
+  const { d, settings, index } = ctx;
+  const at = targetPositions(d.targets);
+  const canaries = d.canaries.map((id) => at.get(id) ?? -1).filter((i) => i >= 0);
+  const skip = new Set(canaries);
   if (!d.promoted && d.canaries.length > 0) {
-    dispatchWindow(ctx, d.canaries, d.canaries.length);
-    const done = nodesIn(ctx, "done", d.canaries);
-    if (done.length < d.canaries.length) return;
-    const remaining = nodesIn(ctx, "pending", rest).length;
+    dispatchWindow(ctx, d.canaries.length, { among: canaries });
+    const done = canaries.filter((i) => d.nodes[i]?.state === "done").length;
+    if (done < d.canaries.length) return;
+    // Every canary is done: the pending nodes are all among the others.
+    const remaining = index.count.pending;
     const healthy = settings.runOnce ? "finished" : `healthy for ${formatDuration(settings.minHealthyMs)}`;
     const waves = Math.ceil(remaining / Math.max(1, settings.waveSize));
     if (!settings.autoPromote) {
@@ -49,5 +47,5 @@ export const canary: StrategyFn = (ctx) => {
       { by: "auto_promote" },
     );
   }
-  dispatchWindow(ctx, rest, settings.waveSize);
+  dispatchWindow(ctx, settings.waveSize, { skip });
 };

@@ -3,10 +3,9 @@
  * as it runs the new version (run-once: finished). The failure budget still applies (a node whose
  * execution fails, or that is lost, counts), and so does `deadline` when one is set.
  */
-import { assign, nodesIn } from "../context.js";
-import type { StrategyFn } from "./rolling.js";
+import { dispatchWindow, type StrategyFn } from "./rolling.js";
 
 /** The immediate strategy. */
 export const immediate: StrategyFn = (ctx) => {
-  assign(ctx, nodesIn(ctx, "pending"));
+  dispatchWindow(ctx, ctx.d.targets.length);
 };

@@ -12,22 +12,37 @@ import { assign, inFlight, type PlanContext } from "../context.js";
 /** A strategy: decides what to dispatch (and, for canary, when to promote) in a running deployment. */
 export type StrategyFn = (ctx: PlanContext) => void;
 
-/** Assigns the next pending nodes of `pool` (in order) until `cap` nodes are in flight. */
-export function dispatchWindow(ctx: PlanContext, pool: readonly string[], cap: number): void {
-  let room = cap - inFlight(ctx);
+/**
+ * Assigns the next pending nodes in rollout order until `cap` nodes are in flight: among the
+ * positions `among` (in order) when given, else among every target but those in `skip`.
+ */
+export function dispatchWindow(
+  ctx: PlanContext,
+  cap: number,
+  pool: { readonly among?: readonly number[]; readonly skip?: ReadonlySet<number> } = {},
+): void {
+  const room = cap - inFlight(ctx);
   if (room <= 0) return;
-  const picked: string[] = [];
-  for (const id of pool) {
-    if (room === 0) break;
-    if (ctx.d.nodes[id]?.state === "pending") {
-      picked.push(id);
-      room--;
+  const nodes = ctx.d.nodes;
+  const picked: number[] = [];
+  if (pool.among !== undefined) {
+    for (const i of pool.among) {
+      if (picked.length === room) break;
+      if (nodes[i]?.state === "pending") picked.push(i);
+    }
+  } else {
+    const index = ctx.index;
+    for (let i = index.pendingFrom; i < nodes.length && picked.length < room; i++) {
+      if (nodes[i]?.state === "pending" && !pool.skip?.has(i)) picked.push(i);
     }
   }
   assign(ctx, picked);
+  const index = ctx.index;
+  while (index.pendingFrom < nodes.length && nodes[index.pendingFrom]?.state !== "pending")
+    index.pendingFrom++;
 }
 
 /** The rolling strategy. */
 export const rolling: StrategyFn = (ctx) => {
-  dispatchWindow(ctx, ctx.d.targets, ctx.settings.waveSize);
+  dispatchWindow(ctx, ctx.settings.waveSize);
 };

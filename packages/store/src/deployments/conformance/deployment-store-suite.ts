@@ -4,6 +4,7 @@
  * `test/integration/rollout-store.test.ts`) must pass it unchanged. Test-only code.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { JsonObject } from "../../job-store.js";
 import type { DeploymentStore, DeploymentWrite, LeaderLease, NodeVersionStore } from "../deployment-store.js";
 
 /** One set of stores under test. */
@@ -42,6 +43,30 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
+/** `code field` of a rejection (`ok` when it resolves), such as `invalid_argument nodes[0]`. */
+async function refusalOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    const e = err as { code?: string; details?: ReadonlyArray<{ field?: string }> };
+    return `${e.code ?? "?"} ${e.details?.[0]?.field ?? ""}`.trim();
+  }
+}
+
+/** A write of a deployment whose record keeps its node table apart (no `nodes` member). */
+function tableWrite(id: string, overrides: Partial<DeploymentWrite> = {}): DeploymentWrite {
+  return sampleWrite(id, { record: { id, jobId: "job-1", state: "pending", wave: 1 }, ...overrides });
+}
+
+/** `count` node entries `n00000`, `n00001`, … with `state`. */
+function entries(count: number, state: string, from = 0): Array<[string, JsonObject]> {
+  return Array.from({ length: count }, (_, i) => [
+    `n${String(from + i).padStart(5, "0")}`,
+    { state, wave: 1 + ((from + i) % 7) },
+  ]);
+}
+
 /** Registers the suite for one implementation. */
 export function describeDeploymentStoreConformance(
   name: string,
@@ -66,7 +91,11 @@ export function describeDeploymentStoreConformance(
       expect(again.deployment.state).toBe("pending");
       expect(again.deployment.record).toEqual({ ...sampleWrite("d1").record, revision: 1 });
       const got = await fx.store.get("d1");
+      // A record that carries its own per-node table (as deployments written before the node
+      // table was kept apart do) round-trips; the store's node table is then empty.
       expect(got?.record.nodes).toEqual({ n1: { state: "pending", wave: 1 } });
+      expect(got?.nodes).toEqual({});
+      expect(got?.targets).toBeUndefined();
       const sum = await fx.store.getSummary("d1");
       expect(sum?.summary).toEqual({ id: "d1", jobId: "job-1", state: "pending", revision: 1 });
       expect(await fx.store.get("nope")).toBeUndefined();
@@ -94,6 +123,201 @@ export function describeDeploymentStoreConformance(
       });
       expect(await codeOf(fx.store.update(sampleWrite("zz"), { expectedRevision: 1 }))).toBe("not_found");
       expect(await codeOf(fx.store.update(w, { expectedRevision: 0 }))).toBe("invalid_argument");
+    });
+
+    it("keeps the node table and the frozen targets written at create", async () => {
+      const first = await fx.store.create(
+        tableWrite("d1", {
+          nodes: [
+            ["n1", { state: "pending", wave: 1 }],
+            ["n2", { state: "pending", wave: 2 }],
+            ["n1", { state: "assigned", wave: 1 }],
+            ["n3", {}],
+          ],
+          targets: ["n3", "n1", "n2"],
+        }),
+      );
+      const want = {
+        n1: { state: "assigned", wave: 1 },
+        n2: { state: "pending", wave: 2 },
+        n3: {},
+      };
+      expect(first.deployment.nodes).toEqual(want);
+      expect(first.deployment.targets).toEqual(["n3", "n1", "n2"]);
+      const got = await fx.store.get("d1");
+      expect(got?.nodes).toEqual(want);
+      expect(got?.targets).toEqual(["n3", "n1", "n2"]);
+      expect(got?.record).toEqual({ id: "d1", jobId: "job-1", state: "pending", wave: 1, revision: 1 });
+      // A repeated create answers what is stored, node table and targets included.
+      const again = await fx.store.create(tableWrite("d1", { nodes: [["n9", {}]], targets: ["n9"] }));
+      expect(again.created).toBe(false);
+      expect(again.deployment.nodes).toEqual(want);
+      expect(again.deployment.targets).toEqual(["n3", "n1", "n2"]);
+    });
+
+    it("upserts only the node entries an update lists", async () => {
+      await fx.store.create(tableWrite("d1", { nodes: entries(4, "pending"), targets: ["n00000"] }));
+      const rev = await fx.store.update(
+        tableWrite("d1", {
+          state: "running",
+          nodes: [
+            ["n00001", { state: "done" }],
+            ["n00004", { state: "assigned" }],
+          ],
+        }),
+        { expectedRevision: 1 },
+      );
+      expect(rev).toBe(2);
+      const got = await fx.store.get("d1");
+      expect(got?.nodes).toEqual({
+        n00000: { state: "pending", wave: 1 },
+        n00001: { state: "done" },
+        n00002: { state: "pending", wave: 3 },
+        n00003: { state: "pending", wave: 4 },
+        n00004: { state: "assigned" },
+      });
+      expect(got?.targets).toEqual(["n00000"]);
+      // No entries: the table stays as it is.
+      await fx.store.update(tableWrite("d1", { state: "running" }), { expectedRevision: 2 });
+      expect(Object.keys((await fx.store.get("d1"))?.nodes ?? {})).toHaveLength(5);
+    });
+
+    it("writes no node entry when it refuses an update (revision, state guard, fence)", async () => {
+      const a = await fx.lease.acquire("cp-a", 10_000);
+      const epoch = a.held ? a.epoch : 0;
+      await fx.store.create(tableWrite("d1", { nodes: entries(2, "pending") }), { epoch });
+      const changed = tableWrite("d1", {
+        state: "running",
+        nodes: [
+          ["n00000", { state: "done" }],
+          ["n-new", { state: "pending" }],
+        ],
+      });
+      expect(await codeOf(fx.store.update(changed, { expectedRevision: 2 }))).toBe("aborted");
+      expect(await codeOf(fx.store.update(changed, { expectedRevision: 1, allowedFrom: ["paused"] }))).toBe(
+        "failed_precondition",
+      );
+      const fenced = fx.store.update(changed, { expectedRevision: 1, fence: { epoch: epoch + 1 } });
+      await expect(fenced).rejects.toMatchObject({ code: "failed_precondition", metadata: { fenced: true } });
+      expect(
+        await codeOf(fx.store.update(tableWrite("zz", { nodes: [["n1", {}]] }), { expectedRevision: 1 })),
+      ).toBe("not_found");
+      const got = await fx.store.get("d1");
+      expect(got?.revision).toBe(1);
+      expect(got?.nodes).toEqual(Object.fromEntries(entries(2, "pending")));
+      expect(await fx.store.get("zz")).toBeUndefined();
+    });
+
+    it("refuses targets on update and malformed node entries or targets, writing nothing", async () => {
+      await fx.store.create(tableWrite("d1", { nodes: [["n1", { state: "pending" }]], targets: ["n1"] }));
+      const update = (w: Partial<DeploymentWrite>) =>
+        refusalOf(fx.store.update(tableWrite("d1", w), { expectedRevision: 1 }));
+      expect(await update({ targets: ["n1", "n2"] })).toBe("invalid_argument targets");
+      expect(await update({ targets: [] })).toBe("invalid_argument targets");
+      const bad: Array<[unknown, string]> = [
+        [[["", {}]], "nodes[0]"],
+        [[["a b", {}]], "nodes[0]"],
+        [[["a|b", {}]], "nodes[0]"],
+        [[["n1", "pending"]], "nodes[0]"],
+        [[["n1", null]], "nodes[0]"],
+        [[["n1", [1, 2]]], "nodes[0]"],
+        [[["n1"]], "nodes[0]"],
+        [[["n1", {}], "n2"], "nodes[1]"],
+        [{ n1: {} }, "nodes"],
+        ["n1", "nodes"],
+      ];
+      for (const [nodes, field] of bad) {
+        const w = { nodes } as unknown as Partial<DeploymentWrite>;
+        expect(await update(w), JSON.stringify(nodes)).toBe(`invalid_argument ${field}`);
+        expect(await refusalOf(fx.store.create(tableWrite("d2", w))), JSON.stringify(nodes)).toBe(
+          `invalid_argument ${field}`,
+        );
+      }
+      const badTargets: Array<[unknown, string]> = [
+        [["n1", "a b"], "targets[1]"],
+        [[""], "targets[0]"],
+        [[7], "targets[0]"],
+        ["n1", "targets"],
+      ];
+      for (const [targets, field] of badTargets) {
+        const w = { targets } as unknown as Partial<DeploymentWrite>;
+        expect(await refusalOf(fx.store.create(tableWrite("d2", w))), JSON.stringify(targets)).toBe(
+          `invalid_argument ${field}`,
+        );
+      }
+      const tooMany = Array.from({ length: 100_001 }, (_, i) => `n${i}`);
+      expect(await refusalOf(fx.store.create(tableWrite("d2", { targets: tooMany })))).toBe(
+        "invalid_argument targets",
+      );
+      expect(
+        await refusalOf(
+          fx.store.create(tableWrite("d2", { nodes: tooMany.map((id) => [id, {}] as [string, JsonObject]) })),
+        ),
+      ).toBe("invalid_argument nodes");
+      expect(await fx.store.get("d2")).toBeUndefined();
+      const got = await fx.store.get("d1");
+      expect(got).toMatchObject({ revision: 1, nodes: { n1: { state: "pending" } }, targets: ["n1"] });
+    });
+
+    it("answers summary reads with the record when written without a summary", async () => {
+      await fx.store.create(tableWrite("d1", { summary: undefined, nodes: [["n1", { state: "pending" }]] }));
+      const record = { id: "d1", jobId: "job-1", state: "pending", wave: 1, revision: 1 };
+      expect((await fx.store.getSummary("d1"))?.summary).toEqual(record);
+      await fx.store.create(sampleWrite("d2", { createdAt: T0 - 1 }));
+      const page = await fx.store.list({ jobId: "job-1", limit: 10 });
+      expect(page.items.map((d) => [d.id, d.revision, d.summary])).toEqual([
+        ["d1", 1, record],
+        ["d2", 1, { id: "d2", jobId: "job-1", state: "pending", revision: 1 }],
+      ]);
+      expect((await fx.store.get("d1"))?.record).toEqual(record);
+    });
+
+    it("drops the stored summary when an update gives none (no stale summary)", async () => {
+      await fx.store.create(tableWrite("d1"));
+      expect((await fx.store.getSummary("d1"))?.summary).toEqual({
+        id: "d1",
+        jobId: "job-1",
+        state: "pending",
+        revision: 1,
+      });
+      const record = { id: "d1", jobId: "job-1", state: "running", wave: 2 };
+      await fx.store.update(tableWrite("d1", { state: "running", record, summary: undefined }), {
+        expectedRevision: 1,
+      });
+      expect(await fx.store.getSummary("d1")).toMatchObject({
+        state: "running",
+        revision: 2,
+        summary: { ...record, revision: 2 },
+      });
+      expect((await fx.store.list({ limit: 10 })).items[0]?.summary).toEqual({ ...record, revision: 2 });
+      // And a later summary is shown again.
+      await fx.store.update(tableWrite("d1", { state: "running", record, summary: { state: "running" } }), {
+        expectedRevision: 2,
+      });
+      expect((await fx.store.getSummary("d1"))?.summary).toEqual({ state: "running", revision: 3 });
+    });
+
+    it("round-trips a 10,000-node table and an update of 2,000 entries", async () => {
+      const all = entries(10_000, "pending");
+      const targets = all.map(([id]) => id).reverse();
+      await fx.store.create(tableWrite("d1", { nodes: all, targets }));
+      let got = await fx.store.get("d1");
+      expect(Object.keys(got?.nodes ?? {})).toHaveLength(10_000);
+      expect(got?.nodes).toEqual(Object.fromEntries(all));
+      expect(got?.targets).toEqual(targets);
+      const changed = entries(2_000, "done", 3_000);
+      expect(
+        await fx.store.update(tableWrite("d1", { state: "running", nodes: changed }), {
+          expectedRevision: 1,
+        }),
+      ).toBe(2);
+      got = await fx.store.get("d1");
+      expect(got?.nodes).toEqual({ ...Object.fromEntries(all), ...Object.fromEntries(changed) });
+      expect(got?.nodes.n02999).toEqual({ state: "pending", wave: 1 + (2999 % 7) });
+      expect(got?.nodes.n03000).toEqual({ state: "done", wave: 1 + (3000 % 7) });
+      expect(got?.nodes.n04999).toEqual({ state: "done", wave: 1 + (4999 % 7) });
+      expect(got?.nodes.n05000).toEqual({ state: "pending", wave: 1 + (5000 % 7) });
+      expect(got?.targets).toEqual(targets);
     });
 
     it("lists a job's deployments newest first, in pages, and every deployment", async () => {
