@@ -18,6 +18,7 @@ import {
 } from "@edgeplane/core";
 import {
   checkRedisDurability,
+  coalesceWrites,
   createMemoryDeploymentData,
   createMemoryDesiredStateStore,
   createMemoryJobStore,
@@ -160,7 +161,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     let desiredStore: DesiredStateStore;
     let tokenSecret: string | Buffer | undefined = options.tokenSecret;
     if (store !== "memory") {
-      redis = new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: null });
+      // Commands from independent work in one event-loop turn leave in one socket write.
+      redis = coalesceWrites(new Redis(store.toString(), { lazyConnect: true, maxRetriesPerRequest: null }));
       redis.on("error", (err: Error) => log.warn("redis connection error", { err: err.message }));
       await redis.connect().catch((err: unknown) => {
         throw new EdgeplaneError(

@@ -27,6 +27,7 @@ export type { MemoryJobStoreOptions } from "./memory-store.js";
 export { createMemoryJobStore } from "./memory-store.js";
 // The node registry and desired-state stores list their own exports.
 export * from "./nodes/index.js";
+export { coalesceWrites } from "./redis/coalesce.js";
 export type { RedisDurability } from "./redis/durability.js";
 export { checkRedisDurability } from "./redis/durability.js";
 export type { IndexKind, JobStoreKeys } from "./redis/keys.js";

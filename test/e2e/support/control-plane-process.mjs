@@ -8,18 +8,26 @@
 // tunables EDGEPLANE_LEADER_TTL_MS / EDGEPLANE_LEADER_TICK_MS / EDGEPLANE_ROLLOUT_SETTLE_MS, and
 // (benchmarks) HEARTBEAT_MS (default 200), POLL_MS (change streams, default 50),
 // PLACEMENT_CONCURRENCY, ROLLOUT_CONCURRENCY, LOG_LEVEL, REDIS_AUTOPIPELINE=1 (ioredis
-// auto-pipelining), CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it);
-// `GET /debug/stats` answers the rollout runtime's and placement's counters.
+// auto-pipelining), COALESCE=0 (no write coalescing, which `edgectl server` does),
+// CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it);
+// `GET /debug/stats` answers the rollout runtime's and placement's counters and the event loop's
+// delay.
 // Prints one JSON line {"ready": true, "httpUrl", "grpcAddress", "pid"} when it serves.
 //
 // The crash tests run `edgectl server` itself (test/e2e/support/process.ts); the benchmarks use
 // this launcher for its tunables and counters (EDGEPLANE_E2E_CONTROL_PLANE=launcher runs the
 // crash tests on it too).
 import { createServer } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { JobService } from "@edgeplane/api";
 import { connectNatsBus } from "@edgeplane/bus";
 import { createLogger, systemClock } from "@edgeplane/core";
-import { createRedisDesiredStateStore, createRedisJobStore, createRedisNodeStore } from "@edgeplane/store";
+import {
+  coalesceWrites,
+  createRedisDesiredStateStore,
+  createRedisJobStore,
+  createRedisNodeStore,
+} from "@edgeplane/store";
 import { Redis } from "ioredis";
 import { startDeploymentServices } from "../../../packages/control-plane/dist/deployments/index.js";
 import { GrpcServer } from "../../../packages/control-plane/dist/grpc/server.js";
@@ -42,6 +50,8 @@ const redis = new Redis(env("REDIS_URL"), {
   maxRetriesPerRequest: null,
   enableAutoPipelining: process.env.REDIS_AUTOPIPELINE === "1",
 });
+// As `edgectl server` does (COALESCE=0 turns it off, to compare).
+if (process.env.COALESCE !== "0") coalesceWrites(redis);
 const bus = await connectNatsBus({ servers: [env("NATS_URL")], name: `control-plane-${process.pid}` });
 const jobStore = createRedisJobStore({ redis, prefix });
 const tokens = new PageTokens(process.env.TOKEN_SECRET ?? "e2e-secret");
@@ -68,10 +78,22 @@ const rollouts = await startDeploymentServices({
 });
 grpc.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });
 registerJobRoutes(router, jobs);
-// Benchmarks read the counters of the rollout runtime and placement.
-router.add("GET", "/debug/stats", async () => ({
-  body: { runtime: rollouts.runtime.stats(), placement: rollouts.nodes.placement.stats?.() ?? {} },
-}));
+// Benchmarks read the counters of the rollout runtime and placement, and the event loop's delay
+// (ms; `?reset=1` starts a new window).
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+router.add("GET", "/debug/stats", async (req) => {
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  const loop = {
+    p50: ms(loopDelay.percentile(50)),
+    p99: ms(loopDelay.percentile(99)),
+    max: ms(loopDelay.max),
+  };
+  if (req.query?.get?.("reset") === "1") loopDelay.reset();
+  return {
+    body: { runtime: rollouts.runtime.stats(), placement: rollouts.nodes.placement.stats?.() ?? {}, loop },
+  };
+});
 const grpcPort = await grpc.listen("127.0.0.1:0");
 const http = createServer((req, res) => void router.handle(req, res, log));
 await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
