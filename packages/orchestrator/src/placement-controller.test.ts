@@ -392,10 +392,33 @@ function lookupOf(names: NamedVersions) {
 }
 
 describe("rollouts (a version source)", () => {
+  it("syncs a new job's nodes only where its versions map names one (its deployment assigns the rest)", async () => {
+    const names: NamedVersions = new Map();
+    const source = { generation: 0, ensure: () => undefined, ...lookupOf(names) };
+    for (const stop of stops.splice(0)) await stop();
+    await startServices({ placement: { versions: source } });
+    const n1 = await agent("n1", {});
+    const n2 = await agent("n2", {});
+    await converge();
+    const before = placement.stats().nodeSyncs;
+    await submit("logs");
+    await converge();
+    // Nothing names the new job: no node needs a sync.
+    expect(placement.stats().nodeSyncs).toBe(before);
+    // A job whose map already names a node when it starts being placed (a job placed again, a
+    // new leader): that node only.
+    const other = await submit("metrics");
+    names.set(`${other.id}/n2`, { version: 1, deploymentId: "dep-2" });
+    await converge();
+    expect(placement.stats().nodeSyncs).toBe(before + 1);
+    expect(jobIdsOf(n2)).toEqual([other.id]);
+    expect(jobIdsOf(n1)).toEqual([]);
+  });
+
   it("assigns what the source names, and a source reset during a batch's loads aborts it until the retry", async () => {
     const names: NamedVersions = new Map();
     let generation = 0;
-    let resets = 1;
+    let resets = 0;
     const source = {
       get generation() {
         return generation;
@@ -415,7 +438,11 @@ describe("rollouts (a version source)", () => {
     const n1 = await agent("n1", {});
     const n2 = await agent("n2", {});
     const job = await submit("logs");
+    await converge();
+    // A deployment assigns n1; a new term begins while the batch of n1 and n2 loads.
     names.set(`${job.id}/n1`, { version: 1, deploymentId: "dep-1" });
+    resets = 1;
+    placement.nodesChanged(["n1", "n2"]);
     await converge();
     await new Promise((r) => setTimeout(r, 50)); // the retry after the aborted batch (backoff)
     await converge();

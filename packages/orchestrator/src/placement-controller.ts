@@ -470,9 +470,17 @@ export class PlacementController {
     if (relevant) {
       const targets = new Set(this.#holders.get(jobId) ?? NOTHING);
       // With rollouts, a new version changes nothing until a deployment assigns it (the runtime
-      // queues those nodes); holders are synced in case the selector no longer matches them.
-      if (current?.selector !== undefined && (this.#versions === undefined || placedChanged))
+      // queues those nodes); holders are synced in case the selector no longer matches them. A
+      // job that starts being placed runs on the nodes its versions map names (none, for a new
+      // job: its deployment assigns them), not on every node it matches.
+      if (current?.selector !== undefined && this.#versions === undefined)
         for (const id of this.#registry.select(current.selector)) targets.add(id);
+      else if (current?.selector !== undefined && placedChanged) {
+        const versions = this.#versions as PlacementVersionSource;
+        await versions.ensure(jobId);
+        for (const id of this.#registry.select(current.selector))
+          if (versions.versionOf(jobId, id) !== undefined) targets.add(id);
+      }
       for (const nodeId of targets) this.#settle(jobId, nodeId);
     }
     if (this.#versions !== undefined) return;
