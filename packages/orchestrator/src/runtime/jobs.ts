@@ -17,6 +17,7 @@
 import type { JobSpec } from "@edgeplane/core";
 import type { JobRecord } from "@edgeplane/store";
 import { createDeployment } from "../rollout/create.js";
+import { plan } from "../rollout/plan.js";
 import { isActiveDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
 import { abandon } from "./applier.js";
@@ -165,23 +166,11 @@ async function queuedOrRunning(
     return;
   }
   if (job.state !== "queued") {
-    const deadline = queueTimeout > 0 ? now + queueTimeout * 1000 : 0;
+    const queued = queuedPatch(job, now);
     await ctx.writeJob(job.id, (j) =>
-      j.version !== job.version || j.state === "queued" || !PLACED.has(j.state)
-        ? undefined
-        : {
-            state: "queued",
-            message:
-              queueTimeout > 0
-                ? `no node matches the selector; waiting up to queue_timeout ${queueTimeout}s for one`
-                : "no node matches the selector; waiting for one",
-            details: {
-              queued_at: String(now),
-              ...(deadline > 0 ? { queue_deadline: String(deadline) } : {}),
-            },
-          },
+      j.version !== job.version || j.state === "queued" || !PLACED.has(j.state) ? undefined : queued.patch,
     );
-    if (deadline > 0) ctx.enqueue(`j:${job.id}`, deadline - now);
+    if (queued.deadline > 0) ctx.enqueue(`j:${job.id}`, queued.deadline - now);
     return;
   }
   const deadline = Number(job.stateDetails.queue_deadline ?? 0);
@@ -201,7 +190,33 @@ async function queuedOrRunning(
   );
 }
 
-/** Starts the deployment of the job's current version over the nodes matching now. */
+/** The job write entering `queued` at `now` (no node matches), and the queue_timeout deadline (0: none). */
+function queuedPatch(job: JobRecord, now: number) {
+  const queueTimeout = (job.spec as unknown as JobSpec).timeouts?.queue_timeout ?? 0;
+  const deadline = queueTimeout > 0 ? now + queueTimeout * 1000 : 0;
+  const patch = {
+    state: "queued" as const,
+    message:
+      queueTimeout > 0
+        ? `no node matches the selector; waiting up to queue_timeout ${queueTimeout}s for one`
+        : "no node matches the selector; waiting for one",
+    details: {
+      queued_at: String(now),
+      ...(deadline > 0 ? { queue_deadline: String(deadline) } : {}),
+    },
+  };
+  return { patch, deadline };
+}
+
+/**
+ * Starts the deployment of the job's current version over the nodes matching now.
+ *
+ * With no node matching there is nothing to roll out: the deployment is planned to its end at
+ * once (started and succeeded: the planner's own verdict, so its timeline reads like any other)
+ * and created that way, and one job write names it, marks the version stable and queues the job,
+ * which is what its first sync, the mark_stable and the next job sync would have written in
+ * three (a job submitted with no node to run on costs two writes after its PutJob, not five).
+ */
 async function startDeployment(
   ctx: RuntimeContext,
   job: JobRecord,
@@ -211,8 +226,9 @@ async function startDeployment(
   const spec = job.spec as unknown as JobSpec;
   const now = ctx.clock.now();
   let record = ctx.records.get(id);
+  let empty = false;
   if (record === undefined) {
-    const draft = createDeployment({
+    const fresh = createDeployment({
       id,
       jobId: job.id,
       jobVersion: job.version,
@@ -220,6 +236,10 @@ async function startDeployment(
       targets: deploymentTargets(ctx.registry, job.spec),
       now,
     });
+    empty = fresh.targets.length === 0;
+    const draft = empty ? plan({ deployment: fresh, observations: {} }, now).deployment : fresh;
+    if (empty && draft.state !== "succeeded")
+      throw new Error(`bug: an empty deployment ended ${draft.state}`);
     const created = await ctx.deployments.create(createWriteOf(draft, now), ctx.fence());
     if (created.created) {
       ctx.counters.deploymentsCreated++;
@@ -233,6 +253,26 @@ async function startDeployment(
     }
     record = createdRecord(draft, created);
     ctx.remember(record);
+    // Created by another leader meanwhile: it syncs as usual.
+    empty &&= created.created;
+  }
+  if (empty) {
+    const queued = queuedPatch(job, now);
+    const version = job.version;
+    await ctx.writeJob(job.id, (j) =>
+      j.version !== version || j.deploymentId === id || !PLACED.has(j.state)
+        ? undefined
+        : {
+            ...queued.patch,
+            message: `version ${version} has no node to run on (deployment ${id}); ${queued.patch.message}`,
+            details: { ...queued.patch.details, deployment_id: id },
+            deploymentId: id,
+            stableVersion: Math.max(j.stableVersion, version),
+          },
+    );
+    if (queued.deadline > 0) ctx.enqueue(`j:${job.id}`, queued.deadline - now);
+    if (previous !== undefined && isActiveDeployment(previous.state)) ctx.enqueue(`d:${previous.id}`);
+    return;
   }
   const targets = record.targets.length;
   await ctx.writeJob(job.id, (j) =>

@@ -390,12 +390,23 @@ describe("the rollout runtime", () => {
   });
 
   it("queues a job no node matches, fails it at queue_timeout", async () => {
+    const before = cp.runtime.stats();
     const job = await submit("web", {
       selector: { match_labels: { site: "nowhere" } },
       timeouts: { queue_timeout: 30 },
     });
     await converge();
-    expect(await jobs.getJob(job.id)).toMatchObject({ state: "queued" });
+    const queued = await jobs.getJob(job.id);
+    expect(queued).toMatchObject({ state: "queued", stableVersion: 1 });
+    // Nothing to roll out: the deployment is created already ended, and the job written once.
+    const d = await deploymentOf(job);
+    expect(queued?.deploymentId).toBe(d.id);
+    expect(d.state).toBe("succeeded");
+    expect(d.events.map((e) => e.kind)).toEqual(["started", "succeeded"]);
+    const after = cp.runtime.stats();
+    expect(after.deploymentWrites - before.deploymentWrites).toBe(0);
+    expect(after.jobWrites - before.jobWrites).toBe(1);
+    expect(queued?.stateMessage).toContain("no node matches the selector");
     await advance(31_000, 10_000);
     const failed = await jobs.getJob(job.id);
     expect(failed).toMatchObject({ state: "failed" });
