@@ -270,6 +270,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       logger: log.child("rollouts"),
     });
     const nodes = rollouts.nodes;
+    // A job written through this control plane's API is read from the change stream at once (by
+    // the runtime, to start its deployment, and by placement), not at the next poll.
+    jobs.onChange(() => {
+      void rollouts.runtime.pollNow();
+      void nodes.placement.pollNow();
+    });
     // Pushed after the bus and store closers, so it stops before them (and releases the lease).
     closers.push(() => rollouts.stop());
     grpcServer.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });

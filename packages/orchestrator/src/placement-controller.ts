@@ -210,6 +210,7 @@ export class PlacementController {
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
+  #pollAgain: Promise<void> | undefined;
   #pollFailing = false;
   #offNodeChange: (() => void) | undefined;
   #stopped = false;
@@ -271,6 +272,7 @@ export class PlacementController {
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     if (this.#resyncTimer) clearInterval(this.#resyncTimer);
     await this.#polling;
+    await this.#pollAgain;
     this.#queue.shutDown();
     await this.#workers;
   }
@@ -297,7 +299,16 @@ export class PlacementController {
 
   /** Polls the job change stream once now (the timer does it every `pollIntervalMs`). */
   pollNow(): Promise<void> {
-    this.#polling ??= this.#poll().finally(() => {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#polling !== undefined) {
+      // The write that asks may be after the running poll's read: one more poll follows it.
+      this.#pollAgain ??= this.#polling.then(() => {
+        this.#pollAgain = undefined;
+        return this.pollNow();
+      });
+      return this.#pollAgain;
+    }
+    this.#polling = this.#poll().finally(() => {
       this.#polling = undefined;
     });
     return this.#polling;

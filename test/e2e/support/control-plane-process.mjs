@@ -6,7 +6,8 @@
 //
 // Environment: REDIS_URL, NATS_URL, PREFIX (Redis key prefix), TOKEN_SECRET, the rollout
 // tunables EDGEPLANE_LEADER_TTL_MS / EDGEPLANE_LEADER_TICK_MS / EDGEPLANE_ROLLOUT_SETTLE_MS, and
-// (benchmarks) HEARTBEAT_MS (default 200), POLL_MS (change streams, default 50),
+// (benchmarks) HEARTBEAT_MS (default 200), POLL_MS (change streams; default the components' own,
+// 200 ms, as in `edgectl server`: jobs written through this API are read at once anyway),
 // PLACEMENT_CONCURRENCY, ROLLOUT_CONCURRENCY, LOG_LEVEL, REDIS_AUTOPIPELINE=1 (ioredis
 // auto-pipelining), COALESCE=0 (no write coalescing, which `edgectl server` does),
 // CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it);
@@ -69,17 +70,29 @@ const rollouts = await startDeploymentServices({
     grpc,
     logger: log.child("nodes"),
     registry: { heartbeatIntervalMs: num("HEARTBEAT_MS", 200), flushIntervalMs: 100 },
-    placement: { pollIntervalMs: num("POLL_MS", 50), concurrency: num("PLACEMENT_CONCURRENCY", undefined) },
+    placement: {
+      pollIntervalMs: num("POLL_MS", undefined),
+      concurrency: num("PLACEMENT_CONCURRENCY", undefined),
+    },
   },
   redis,
   redisPrefix: prefix,
-  rollouts: { pollIntervalMs: num("POLL_MS", 50), concurrency: num("ROLLOUT_CONCURRENCY", undefined) },
+  rollouts: { pollIntervalMs: num("POLL_MS", undefined), concurrency: num("ROLLOUT_CONCURRENCY", undefined) },
   logger: log.child("rollouts"),
+});
+// As `edgectl server` does: jobs written here are read from the change stream at once.
+jobs.onChange(() => {
+  void rollouts.runtime.pollNow();
+  void rollouts.nodes.placement.pollNow();
 });
 grpc.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });
 registerJobRoutes(router, jobs);
 // Benchmarks read the counters of the rollout runtime and placement, and the event loop's delay
 // (ms; `?reset=1` starts a new window).
+const nodeChanges = {};
+rollouts.nodes.registry.onNodeChange((_id, change) => {
+  nodeChanges[change] = (nodeChanges[change] ?? 0) + 1;
+});
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
 router.add("GET", "/debug/stats", async (req) => {
@@ -91,7 +104,12 @@ router.add("GET", "/debug/stats", async (req) => {
   };
   if (req.query?.get?.("reset") === "1") loopDelay.reset();
   return {
-    body: { runtime: rollouts.runtime.stats(), placement: rollouts.nodes.placement.stats?.() ?? {}, loop },
+    body: {
+      runtime: rollouts.runtime.stats(),
+      placement: rollouts.nodes.placement.stats?.() ?? {},
+      registry: { ...rollouts.nodes.registry.stats(), nodeChanges },
+      loop,
+    },
   };
 });
 const grpcPort = await grpc.listen("127.0.0.1:0");

@@ -97,12 +97,36 @@ export class JobsService {
   readonly #tokens: PageTokens;
   readonly #clock: Clock;
   readonly #maxVersions: number;
+  readonly #listeners = new Set<(job: JobRecord) => void>();
 
   constructor(options: JobsServiceOptions) {
     this.#store = options.store;
     this.#tokens = options.tokens;
     this.#clock = options.clock;
     this.#maxVersions = options.maxVersions ?? 50;
+  }
+
+  /**
+   * Calls `listener` after every write of this service that changed a job (a put or revert that
+   * made a version, a stop, a delete), until the returned function is called. The control plane
+   * uses it to have its rollout runtime and placement read the job change stream at once rather
+   * than at their next poll (the stream stays the one source: writes by other replicas are seen
+   * at the poll).
+   */
+  onChange(listener: (job: JobRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(job: JobRecord): JobRecord {
+    for (const l of this.#listeners) {
+      try {
+        l(job);
+      } catch {
+        // A listener's trouble is not the caller's: the write is done (the poll catches up).
+      }
+    }
+    return job;
   }
 
   /** Validates a spec (throws invalid_argument naming every bad field) and returns it defaulted. */
@@ -130,6 +154,7 @@ export class JobsService {
       idempotencyKey: options.idempotencyKey || undefined,
       maxVersions: this.#maxVersions,
     });
+    if (result.changed) this.#changed(result.job);
     return { ...result, message: putMessage(result) };
   }
 
@@ -182,7 +207,7 @@ export class JobsService {
   async stop(id: string, reason: string, expectedRevision?: number): Promise<JobRecord> {
     const job = await this.get(id);
     if (job.state === "stopped") return job;
-    return this.#store.updateStatus(
+    const stopped = await this.#store.updateStatus(
       job.id,
       {
         state: "stopped",
@@ -191,15 +216,17 @@ export class JobsService {
       },
       { expectedRevision, allowedFrom: allowedFrom("stopped") },
     );
+    return this.#changed(stopped);
   }
 
   /** Deletes a job (its name becomes free; the record stays readable by id). */
   async delete(id: string, expectedRevision?: number): Promise<JobRecord> {
     const job = await this.get(id);
-    return this.#store.deleteJob(job.id, this.#clock.now(), {
+    const deleted = await this.#store.deleteJob(job.id, this.#clock.now(), {
       expectedRevision,
       allowedFrom: allowedFrom("deleted"),
     });
+    return this.#changed(deleted);
   }
 
   /** Kept versions, newest first. */
@@ -266,6 +293,7 @@ export class JobsService {
       sourceVersion: version,
       maxVersions: this.#maxVersions,
     });
+    if (result.changed) this.#changed(result.job);
     const message = result.changed
       ? `reverted to the spec of version ${version} as version ${result.job.version}`
       : `version ${version} has the same spec as the current version ${result.job.version}; nothing to revert`;

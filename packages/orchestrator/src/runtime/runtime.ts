@@ -134,6 +134,7 @@ export class DeploymentRuntime {
   #workers: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> | undefined;
+  #pollAgain: Promise<void> | undefined;
   #pollFailing = false;
   #bootstrapping: Promise<void> | undefined;
   #stopped = false;
@@ -229,6 +230,7 @@ export class DeploymentRuntime {
     for (const off of this.#offs.splice(0)) off();
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     await this.#polling;
+    await this.#pollAgain;
     this.#queue.shutDown();
     await this.#workers;
     await this.#bootstrapping?.catch(() => undefined);
@@ -256,7 +258,16 @@ export class DeploymentRuntime {
 
   /** Polls the change streams once now (the timer does it every `pollIntervalMs`). */
   pollNow(): Promise<void> {
-    this.#polling ??= this.#poll().finally(() => {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#polling !== undefined) {
+      // The write that asks may be after the running poll's read: one more poll follows it.
+      this.#pollAgain ??= this.#polling.then(() => {
+        this.#pollAgain = undefined;
+        return this.pollNow();
+      });
+      return this.#pollAgain;
+    }
+    this.#polling = this.#poll().finally(() => {
       this.#polling = undefined;
     });
     return this.#polling;
