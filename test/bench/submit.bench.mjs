@@ -6,8 +6,9 @@
 // plus, for PutJob, the Redis server's CPU from INFO (a separate process).
 //
 // Each PutJob also queues work for the rollout runtime and placement, which run in this process as
-// in `edgectl server` and read the change stream every 200 ms: they start the new version's
-// deployment and move the job's state (extra guarded writes). Under 64 calls in flight they fall
+// in `edgectl server` and read the change stream at once after each write (and every 200 ms): they
+// start the new version's deployment and move the job's state (extra guarded writes: with no
+// node matching, one deployment create and one job write). Under 64 calls in flight they fall
 // behind, so part of that work runs after the last PutJob answers. The run therefore waits for
 // the process to go quiet after the warm-up (so that backlog is not charged to the echo) and after
 // the PutJob phase, and reports that drain: its time, its CPU, and the sustained rate
