@@ -51,6 +51,7 @@ import {
   placementJob,
   type VersionLookup,
 } from "./placement.js";
+import { PollRunner } from "./poll-runner.js";
 import { WorkQueue } from "./work-queue.js";
 
 /** What placement needs from the registry (a narrow seam; the registry implements it). */
@@ -209,8 +210,7 @@ export class PlacementController {
   #workers: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
-  #polling: Promise<void> | undefined;
-  #pollAgain: Promise<void> | undefined;
+  readonly #poller = new PollRunner(() => this.#poll());
   #pollFailing = false;
   #offNodeChange: (() => void) | undefined;
   #stopped = false;
@@ -271,8 +271,7 @@ export class PlacementController {
     this.#offNodeChange?.();
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     if (this.#resyncTimer) clearInterval(this.#resyncTimer);
-    await this.#polling;
-    await this.#pollAgain;
+    await this.#poller.stop();
     this.#queue.shutDown();
     await this.#workers;
   }
@@ -291,27 +290,15 @@ export class PlacementController {
 
   /** Resolves once nothing is queued or in flight (tests; a poll may still add work later). */
   async idle(): Promise<void> {
-    while (this.#queue.length > 0 || this.#queue.inFlight > 0 || this.#polling !== undefined) {
-      await (this.#polling ?? this.#queue.drain());
+    while (this.#queue.length > 0 || this.#queue.inFlight > 0 || this.#poller.running !== undefined) {
+      await (this.#poller.running ?? this.#queue.drain());
       await new Promise((r) => setImmediate(r));
     }
   }
 
   /** Polls the job change stream once now (the timer does it every `pollIntervalMs`). */
   pollNow(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    if (this.#polling !== undefined) {
-      // The write that asks may be after the running poll's read: one more poll follows it.
-      this.#pollAgain ??= this.#polling.then(() => {
-        this.#pollAgain = undefined;
-        return this.pollNow();
-      });
-      return this.#pollAgain;
-    }
-    this.#polling = this.#poll().finally(() => {
-      this.#polling = undefined;
-    });
-    return this.#polling;
+    return this.#poller.run();
   }
 
   /** Counters. */

@@ -23,6 +23,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { type Clock, createLogger, EdgeplaneError, type Logger, systemClock } from "@edgeplane/core";
 import { type DeploymentStore, isFenced, type LeaderLease, type NodeVersionStore } from "@edgeplane/store";
+import { PollRunner } from "../poll-runner.js";
 import { plan } from "../rollout/plan.js";
 import { isActiveDeployment, isTerminalDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
@@ -133,8 +134,7 @@ export class DeploymentRuntime {
   #changeCursor = "0";
   #workers: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  #polling: Promise<void> | undefined;
-  #pollAgain: Promise<void> | undefined;
+  readonly #poller = new PollRunner(() => this.#poll());
   #pollFailing = false;
   #bootstrapping: Promise<void> | undefined;
   #stopped = false;
@@ -229,8 +229,7 @@ export class DeploymentRuntime {
     this.#stopped = true;
     for (const off of this.#offs.splice(0)) off();
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
-    await this.#polling;
-    await this.#pollAgain;
+    await this.#poller.stop();
     this.#queue.shutDown();
     await this.#workers;
     await this.#bootstrapping?.catch(() => undefined);
@@ -258,19 +257,7 @@ export class DeploymentRuntime {
 
   /** Polls the change streams once now (the timer does it every `pollIntervalMs`). */
   pollNow(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    if (this.#polling !== undefined) {
-      // The write that asks may be after the running poll's read: one more poll follows it.
-      this.#pollAgain ??= this.#polling.then(() => {
-        this.#pollAgain = undefined;
-        return this.pollNow();
-      });
-      return this.#pollAgain;
-    }
-    this.#polling = this.#poll().finally(() => {
-      this.#polling = undefined;
-    });
-    return this.#polling;
+    return this.#poller.run();
   }
 
   /** Resolves once nothing is queued or in flight (delayed keys aside): for tests. */
