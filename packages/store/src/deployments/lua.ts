@@ -239,3 +239,19 @@ export const releaseLeaseLua = `
 if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
 return 1
 `;
+
+/**
+ * readSummaries: for each deployment hash in KEYS, its summary and head fields in one round
+ * trip: `sum`, or `rec` when the deployment was written without a summary (its record is the
+ * summary), then rev, state, job, created, updated, control, control_reason. A missing
+ * deployment answers nils. Reads nothing else, so a page never reads a record that has a summary.
+ */
+export const readSummariesLua = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call("HMGET", key, "sum", "rev", "state", "job", "created", "updated", "control", "control_reason")
+  if not v[1] and v[2] then v[1] = redis.call("HGET", key, "rec") end
+  out[i] = v
+end
+return out
+`;

@@ -46,6 +46,7 @@ import {
   createDeploymentLua,
   DEPLOYMENT_FAILURES,
   dropVersionsLua,
+  readSummariesLua,
   releaseLeaseLua,
   requestControlLua,
   unassignVersionsLua,
@@ -81,6 +82,8 @@ const SCRIPTS = {
   edgeplaneDropVersions: { keys: 2, lua: dropVersionsLua },
   edgeplaneAcquireLease: { keys: 2, lua: acquireLeaseLua },
   edgeplaneReleaseLease: { keys: 1, lua: releaseLeaseLua },
+  // Any number of keys: the runner passes their count first.
+  edgeplaneReadSummaries: { keys: undefined, lua: readSummariesLua },
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -97,7 +100,10 @@ function defineScripts(redis: Redis): void {
   for (const [name, def] of Object.entries(SCRIPTS)) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === "function") continue;
     // defineCommand sends EVALSHA and falls back to EVAL, so a Redis restart that forgot it is fine.
-    redis.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    redis.defineCommand(
+      name,
+      def.keys === undefined ? { lua: def.lua } : { numberOfKeys: def.keys, lua: def.lua },
+    );
   }
 }
 
@@ -121,7 +127,8 @@ function scriptRunner(redis: Redis) {
     try {
       // One array argument (ioredis flattens it), not spread: a write of 100,000 node entries
       // has 200,000 arguments, more than a JavaScript call takes.
-      return (await fn.call(redis, [...keys, ...args])) as unknown[];
+      const counted = SCRIPTS[name].keys === undefined ? [keys.length, ...keys] : keys;
+      return (await fn.call(redis, [...counted, ...args])) as unknown[];
     } catch (err) {
       throw storeError(err, what);
     }
@@ -190,44 +197,15 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
   const maxLen = options.changesMaxLen ?? 10_000;
   const run = scriptRunner(redis);
 
-  /** One `HMGET` per id of `fields`, pipelined; the values in the order of `ids`. */
-  async function hmgetEach(
-    ids: readonly string[],
-    fields: readonly string[],
-  ): Promise<Array<Array<string | null>>> {
-    const pipeline = redis.pipeline();
-    for (const id of ids) pipeline.hmget(keys.deployment(id), ...fields);
-    let results: Array<[Error | null, unknown]> | null;
-    try {
-      results = await pipeline.exec();
-    } catch (err) {
-      throw storeError(err, "reading deployments");
-    }
-    return ids.map((id, i) => {
-      const [err, value] = results?.[i] ?? [null, null];
-      if (err) throw storeError(err, `reading deployment ${id}`);
-      return (value as Array<string | null> | null) ?? [];
-    });
-  }
-
-  /**
-   * Summaries of `ids` (unknown ones left out), in order. One pipeline reads `sum` and the head;
-   * only deployments written without a summary (no `sum`) are read again, with their `rec`, so a
-   * page of summaries never reads the records of deployments that have one.
-   */
+  /** Summaries of `ids` (unknown ones left out), in order: one script call (`readSummariesLua`). */
   async function summaries(ids: readonly string[]): Promise<DeploymentSummary[]> {
     if (ids.length === 0) return [];
-    const rows = await hmgetEach(ids, ["sum", ...HEAD_FIELDS]);
-    const bare = ids.filter((_, i) => isBare(rows[i]));
-    if (bare.length > 0) {
-      // `sum` again with `rec`: the deployment may have been written since, with or without one.
-      const again = await hmgetEach(bare, ["sum", "rec", ...HEAD_FIELDS]);
-      const byId = new Map(bare.map((id, i) => [id, again[i] ?? []]));
-      ids.forEach((id, i) => {
-        const v = byId.get(id);
-        if (v !== undefined) rows[i] = [v[0] ?? v[1] ?? null, ...v.slice(2)];
-      });
-    }
+    const rows = (await run(
+      "edgeplaneReadSummaries",
+      ids.map((id) => keys.deployment(id)),
+      [],
+      "reading deployments",
+    )) as Array<Array<string | null>>;
     const out: DeploymentSummary[] = [];
     ids.forEach((id, i) => {
       const [body, ...head] = rows[i] ?? [];
@@ -235,16 +213,6 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
       out.push({ ...headOf(id, head), summary: decodeBody(id, "summary", body) });
     });
     return out;
-  }
-
-  /** Whether a `sum, head…` row is of a deployment that exists but has no summary. */
-  function isBare(row: ReadonlyArray<string | null> | undefined): boolean {
-    return (
-      row !== undefined &&
-      (row[0] === null || row[0] === undefined) &&
-      row[1] !== null &&
-      row[1] !== undefined
-    );
   }
 
   return {
