@@ -48,4 +48,26 @@ describe("PollRunner", () => {
     await runner.run();
     expect(g.runs()).toBe(1);
   });
+
+  it("a failed poll fails its callers only; the poll requested meanwhile still runs, and later ones too", async () => {
+    let runs = 0;
+    let fail: (err: Error) => void = () => {};
+    const runner = new PollRunner(() => {
+      runs++;
+      if (runs === 1)
+        return new Promise<void>((_, reject) => {
+          fail = reject;
+        });
+      return Promise.resolve();
+    });
+    const first = runner.run();
+    const again = runner.run();
+    fail(new Error("redis down"));
+    await expect(first).rejects.toThrow("redis down");
+    await again;
+    expect(runs).toBe(2);
+    await runner.run();
+    expect(runs).toBe(3);
+    await runner.stop();
+  });
 });

@@ -23,10 +23,13 @@ export class PollRunner {
   run(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     if (this.#running !== undefined) {
-      this.#again ??= this.#running.then(() => {
-        this.#again = undefined;
-        return this.run();
-      });
+      // After the running poll, however it ended (its caller sees its failure).
+      this.#again ??= this.#running
+        .catch(() => undefined)
+        .then(() => {
+          this.#again = undefined;
+          return this.run();
+        });
       return this.#again;
     }
     this.#running = this.#poll().finally(() => {
@@ -35,10 +38,10 @@ export class PollRunner {
     return this.#running;
   }
 
-  /** No more polls; resolves once the ones started are done. */
+  /** No more polls; resolves once the ones started are done (their failures are theirs). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#running;
-    await this.#again;
+    await this.#running?.catch(() => undefined);
+    await this.#again?.catch(() => undefined);
   }
 }
