@@ -60,6 +60,7 @@ import {
   type NodeStore,
 } from "@edgeplane/store";
 import { BoundedSet } from "./bounded-set.js";
+import { CoalescingRunner } from "./coalescing-runner.js";
 import { DesiredStateEncoder } from "./desired-encoder.js";
 import { desiredStateMessage } from "./desired-message.js";
 import { DropCounter, type DropReason } from "./drops.js";
@@ -277,8 +278,7 @@ export class NodeRegistry {
   #busDown = false;
   #started = false;
   #stopped = false;
-  #flushing: Promise<void> | undefined;
-  #flushAgain: Promise<void> | undefined;
+  readonly #flusher = new CoalescingRunner(() => this.#writeBatch());
   #persistFailing = false;
 
   constructor(options: NodeRegistryOptions) {
@@ -665,19 +665,7 @@ export class NodeRegistry {
    * one). Rejects when the write fails; the nodes stay pending and are retried.
    */
   flush(): Promise<void> {
-    if (this.#flushing === undefined) {
-      this.#flushing = this.#writeBatch().finally(() => {
-        this.#flushing = undefined;
-      });
-      return this.#flushing;
-    }
-    this.#flushAgain ??= this.#flushing
-      .catch(() => undefined)
-      .then(() => {
-        this.#flushAgain = undefined;
-        return this.flush();
-      });
-    return this.#flushAgain;
+    return this.#flusher.run();
   }
 
   async #writeBatch(): Promise<void> {

@@ -40,6 +40,7 @@ import type {
   PutDesiredCommand,
   PutDesiredResult,
 } from "@edgeplane/store";
+import { CoalescingRunner } from "./coalescing-runner.js";
 import type { NodeRegistry, PlacementView } from "./node-registry.js";
 import {
   assignmentSignature,
@@ -51,7 +52,6 @@ import {
   placementJob,
   type VersionLookup,
 } from "./placement.js";
-import { PollRunner } from "./poll-runner.js";
 import { WorkQueue } from "./work-queue.js";
 
 /** What placement needs from the registry (a narrow seam; the registry implements it). */
@@ -210,7 +210,7 @@ export class PlacementController {
   #workers: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
-  readonly #poller = new PollRunner(() => this.#poll());
+  readonly #poller = new CoalescingRunner(() => this.#poll());
   #pollFailing = false;
   #offNodeChange: (() => void) | undefined;
   #stopped = false;

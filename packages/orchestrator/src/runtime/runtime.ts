@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { type Clock, createLogger, EdgeplaneError, type Logger, systemClock } from "@edgeplane/core";
 import { type DeploymentStore, isFenced, type LeaderLease, type NodeVersionStore } from "@edgeplane/store";
-import { PollRunner } from "../poll-runner.js";
+import { CoalescingRunner } from "../coalescing-runner.js";
 import { plan } from "../rollout/plan.js";
 import { isActiveDeployment, isTerminalDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
@@ -134,7 +134,7 @@ export class DeploymentRuntime {
   #changeCursor = "0";
   #workers: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #poller = new PollRunner(() => this.#poll());
+  readonly #poller = new CoalescingRunner(() => this.#poll());
   #pollFailing = false;
   #bootstrapping: Promise<void> | undefined;
   #stopped = false;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { PollRunner } from "./poll-runner.js";
+import { CoalescingRunner } from "./coalescing-runner.js";
 
-/** A poll that waits until released, counting its runs. */
+/** A task that waits until released, counting its runs. */
 function gatedPoll() {
   let runs = 0;
   let release: () => void = () => {};
@@ -14,10 +14,10 @@ function gatedPoll() {
   return { poll, runs: () => runs, release: () => release() };
 }
 
-describe("PollRunner", () => {
-  it("never runs two polls at once; requests during a poll share one more poll after it", async () => {
+describe("CoalescingRunner", () => {
+  it("never runs twice at once; requests during a run share one more run after it", async () => {
     const g = gatedPoll();
-    const runner = new PollRunner(g.poll);
+    const runner = new CoalescingRunner(g.poll);
     const first = runner.run();
     const a = runner.run();
     const b = runner.run();
@@ -33,9 +33,9 @@ describe("PollRunner", () => {
     expect(runner.running).toBeUndefined();
   });
 
-  it("polls no more once stopped, and stop waits for the poll in progress", async () => {
+  it("runs no more once stopped, and stop waits for the run in progress", async () => {
     const g = gatedPoll();
-    const runner = new PollRunner(g.poll);
+    const runner = new CoalescingRunner(g.poll);
     void runner.run();
     let stopped = false;
     const stopping = runner.stop().then(() => {
@@ -49,10 +49,10 @@ describe("PollRunner", () => {
     expect(g.runs()).toBe(1);
   });
 
-  it("a failed poll fails its callers only; the poll requested meanwhile still runs, and later ones too", async () => {
+  it("a failed run fails its callers only; the run requested meanwhile still happens, and later ones too", async () => {
     let runs = 0;
     let fail: (err: Error) => void = () => {};
-    const runner = new PollRunner(() => {
+    const runner = new CoalescingRunner(() => {
       runs++;
       if (runs === 1)
         return new Promise<void>((_, reject) => {
