@@ -18,7 +18,7 @@ import type { JobSpec } from "@edgeplane/core";
 import type { JobRecord } from "@edgeplane/store";
 import { createDeployment } from "../rollout/create.js";
 import { plan } from "../rollout/plan.js";
-import { isActiveDeployment } from "../rollout/states.js";
+import { isActiveDeployment, isTerminalDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
 import { abandon } from "./applier.js";
 import type { RuntimeContext } from "./context.js";
@@ -285,6 +285,9 @@ async function startDeployment(
           deploymentId: id,
         },
   );
-  ctx.enqueue(`d:${id}`);
+  // A deployment that had already ended (one leader created it and died before this write, or
+  // it was created ended: no node to run on) is not synced again; the job sync settles the job
+  // (its stable version, queued or running).
+  ctx.enqueue(isTerminalDeployment(record.state) ? `j:${job.id}` : `d:${id}`);
   if (previous !== undefined && isActiveDeployment(previous.state)) ctx.enqueue(`d:${previous.id}`);
 }

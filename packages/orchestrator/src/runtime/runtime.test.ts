@@ -5,7 +5,7 @@
  * the stable version, jobs queue and time out, and only the lease holder acts (fencing).
  */
 import { MemoryBroker } from "@edgeplane/bus";
-import { validateJobSpec } from "@edgeplane/core";
+import { type JobSpec, validateJobSpec } from "@edgeplane/core";
 import { parseSelector } from "@edgeplane/selector";
 import {
   createMemoryDeploymentData,
@@ -26,10 +26,12 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNodeRegistry, type NodeRegistry } from "../node-registry.js";
 import { createPlacementController, type PlacementController } from "../placement-controller.js";
+import { createDeployment } from "../rollout/create.js";
+import { plan } from "../rollout/plan.js";
 import type { DeploymentRecord } from "../rollout/types.js";
 import { SimAgent } from "../sim-agent.js";
 import type { QueueTimers } from "../work-queue.js";
-import { deploymentIdFor, recordOf } from "./records.js";
+import { createWriteOf, deploymentIdFor, recordOf } from "./records.js";
 import { createDeploymentRuntime, type DeploymentRuntime } from "./runtime.js";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -411,6 +413,28 @@ describe("the rollout runtime", () => {
     const failed = await jobs.getJob(job.id);
     expect(failed).toMatchObject({ state: "failed" });
     expect(failed?.stateMessage).toContain("queue_timeout 30s");
+  });
+
+  it("settles a job whose ended deployment a previous leader created before it died", async () => {
+    const job = await submit("web", { selector: { match_labels: { site: "nowhere" } } });
+    // The previous leader created the (empty, so already succeeded) deployment, then died before
+    // writing the job.
+    const draft = createDeployment({
+      id: deploymentIdFor(job.id, 1),
+      jobId: job.id,
+      jobVersion: 1,
+      spec: job.spec as unknown as JobSpec,
+      targets: [],
+      now: clock.now(),
+    });
+    const ended = plan({ deployment: draft, observations: {} }, clock.now()).deployment;
+    await deployments.create(createWriteOf(ended, clock.now()));
+    await converge();
+    expect(await jobs.getJob(job.id)).toMatchObject({
+      state: "queued",
+      stableVersion: 1,
+      deploymentId: deploymentIdFor(job.id, 1),
+    });
   });
 
   it("supersedes a rollout when a newer version is submitted", async () => {
