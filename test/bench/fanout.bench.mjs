@@ -14,6 +14,10 @@
 // `cp_cpu_us_per_node` / `redis_cpu_us_per_node`: CPU the control plane and Redis spent per node
 // over the measured deployments (Linux /proc; robust to a busy machine where latency is not).
 //
+// The control plane runs with `edgectl server`'s defaults (change streams polled every 200 ms and
+// read at once after an API write; Redis writes coalesced). To compare: BENCH_POLL_MS=<ms> sets
+// the poll period, COALESCE=0 turns coalescing off (environment variables of this command).
+//
 // Also exports the helpers rolling.bench.mjs uses.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
