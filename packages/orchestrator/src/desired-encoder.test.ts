@@ -2,6 +2,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { DesiredStateSchema } from "@edgeplane/api";
 import { encode } from "@edgeplane/bus";
 import type { AssignmentRecord, JsonObject } from "@edgeplane/store";
+import { assignmentArbitrary } from "@edgeplane/store/conformance/nodes";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DesiredStateEncoder } from "./desired-encoder.js";
@@ -83,21 +84,7 @@ describe("DesiredStateEncoder", () => {
   it("matches the generic encoder on arbitrary records (property)", () => {
     const enc = new DesiredStateEncoder();
     const str = fc.string({ unit: "binary", maxLength: 20 });
-    const nat = fc.integer({ min: 0, max: 2 ** 31 - 1 });
-    const rec = fc.record({
-      executionId: str,
-      jobId: str,
-      jobVersion: nat,
-      namespace: str,
-      jobName: str,
-      type: str,
-      config: fc.constantFrom(CONFIG, {}, { a: { b: [1, "x"] } }),
-      desiredState: fc.constantFrom("running" as const, "stopped" as const),
-      timeouts: fc.record({ executionTimeout: nat, queueTimeout: nat, totalTimeout: nat }),
-      restartPolicy: str,
-      maxErrorRate: fc.double({ min: 0, max: 1, noNaN: true }),
-      deploymentId: str,
-    });
+    const rec = assignmentArbitrary([CONFIG, {}, { a: { b: [1, "x"] } }], 20);
     fc.assert(
       fc.property(
         str,

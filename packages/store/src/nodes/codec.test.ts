@@ -1,8 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeDesired, encodeDesiredBody, encodeDesiredBodyPlain, spliceRevision } from "./codec.js";
-import { sampleAssignment } from "./conformance/node-store-suite.js";
-import type { AssignmentRecord } from "./node-store.js";
+import { assignmentArbitrary, sampleAssignment } from "./conformance/node-store-suite.js";
 
 describe("encodeDesiredBody", () => {
   it("is JSON.stringify of the body, cached tails or not", () => {
@@ -24,23 +23,8 @@ describe("encodeDesiredBody", () => {
   });
 
   it("matches JSON.stringify on arbitrary assignments (property)", () => {
-    const str = fc.string({ unit: "binary", maxLength: 12 });
-    const nat = fc.integer({ min: 0, max: 2 ** 31 - 1 });
     const configs = [{}, { a: [1, "x", null] }, { nested: { 'k"': "v\u0000" } }];
-    const rec: fc.Arbitrary<AssignmentRecord> = fc.record({
-      executionId: str,
-      jobId: str,
-      jobVersion: nat,
-      namespace: str,
-      jobName: str,
-      type: str,
-      config: fc.constantFrom(...configs),
-      desiredState: fc.constantFrom("running" as const, "stopped" as const),
-      timeouts: fc.record({ executionTimeout: nat, queueTimeout: nat, totalTimeout: nat }),
-      restartPolicy: str,
-      maxErrorRate: fc.double({ min: 0, max: 1, noNaN: true }),
-      deploymentId: str,
-    });
+    const rec = assignmentArbitrary(configs, 12);
     fc.assert(
       fc.property(fc.array(rec, { maxLength: 4 }), fc.integer({ min: 0, max: 2 ** 45 }), (list, now) => {
         expect(encodeDesiredBody(list, now)).toBe(encodeDesiredBodyPlain(list, now));

@@ -3,7 +3,9 @@
  * (memory in unit tests, Redis in `test/integration/nodes-store.test.ts`) must pass it unchanged.
  * Test-only code: not exported from the package barrel.
  */
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { JsonObject } from "../../job-store.js";
 import type { AssignmentRecord, DesiredStateStore, NodeRecord, NodeStore } from "../node-store.js";
 
 /** One set of stores under test. */
@@ -46,6 +48,32 @@ export function sampleNode(id: string, overrides: Partial<NodeRecord> = {}): Nod
 }
 
 /** A valid assignment with overrides. */
+/**
+ * Arbitrary assignments for property tests of the desired-state encoders (strings of any UTF-16
+ * units up to `maxLength`, one of `configs` as the config).
+ */
+export function assignmentArbitrary(
+  configs: readonly JsonObject[],
+  maxLength: number,
+): fc.Arbitrary<AssignmentRecord> {
+  const str = fc.string({ unit: "binary", maxLength });
+  const nat = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+  return fc.record({
+    executionId: str,
+    jobId: str,
+    jobVersion: nat,
+    namespace: str,
+    jobName: str,
+    type: str,
+    config: fc.constantFrom(...configs),
+    desiredState: fc.constantFrom("running" as const, "stopped" as const),
+    timeouts: fc.record({ executionTimeout: nat, queueTimeout: nat, totalTimeout: nat }),
+    restartPolicy: str,
+    maxErrorRate: fc.double({ min: 0, max: 1, noNaN: true }),
+    deploymentId: str,
+  });
+}
+
 export function sampleAssignment(
   executionId: string,
   overrides: Partial<AssignmentRecord> = {},
