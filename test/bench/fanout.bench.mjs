@@ -187,6 +187,7 @@ export async function startEnvironment({
       nodeId: id,
       labels: { site: "bench", group: `g${Math.floor(i / groupSize)}` },
       timeoutMs: 60_000,
+      keepReceived: false,
       onApply: (ds, a) => {
         const now = performance.now();
         if (++applies.n >= applies.target) applies.onTarget?.();

@@ -34,6 +34,12 @@ export interface SimAgentOptions {
   readonly timeoutMs?: number;
   /** Apply pushed desired states at once (default true); false models an agent that is offline. */
   readonly autoApply?: boolean;
+  /**
+   * Keep every desired state received in `received` (default true, for tests). Benchmarks with
+   * thousands of agents turn it off: the kept messages would make their own garbage collector
+   * (and so their timestamps) slower as the run goes on.
+   */
+  readonly keepReceived?: boolean;
   /** Called after a desired state was applied (tests and benchmarks report executions from here). */
   readonly onApply?: (ds: DesiredState, agent: SimAgent) => void;
 }
@@ -51,7 +57,7 @@ export class SimAgent {
   appliedRevision = 0;
   /** The last desired state applied. */
   desired: DesiredState | undefined;
-  /** Every desired state received (pushes and replies), in order. */
+  /** Every desired state received (pushes and replies), in order (unless `keepReceived` is false). */
   readonly received: DesiredState[] = [];
   /** Executions reported in heartbeats; default: one running execution per assignment applied. */
   executions: SimExecution[] | undefined;
@@ -180,7 +186,7 @@ export class SimAgent {
   }
 
   #receive(ds: DesiredState): void {
-    this.received.push(ds);
+    if (this.#options.keepReceived !== false) this.received.push(ds);
     if (this.autoApply) this.apply(ds);
   }
 
