@@ -5,7 +5,8 @@
  *
  * | action        | what is written                                                                  |
  * |---------------|----------------------------------------------------------------------------------|
- * | `assign`      | the versions-per-node map (fenced), then placement pushes those nodes            |
+ * | `assign`      | the versions-per-node map (fenced), then placement pushes those nodes; an       |
+ * |               | assign with only job writes before it goes in the record's own write (one script)|
  * | `unassign`    | the map, where the version is still this one (fenced), then placement           |
  * | `rollback`    | new job version (kind rollback, idempotency key per deployment) → its deployment |
  * |               | (deterministic id, created once) → this record's `rollbackDeploymentId`          |
@@ -31,16 +32,62 @@ export async function writeRecord(
   before: DeploymentRecord,
   next: DeploymentRecord,
 ): Promise<DeploymentRecord> {
-  const moved = before.state !== next.state;
-  const revision = await ctx.deployments.update(updateWriteOf(before, next, ctx.clock.now()), {
+  const revision = await ctx.deployments.update(
+    updateWriteOf(before, next, ctx.clock.now()),
+    guardOf(ctx, before, next),
+  );
+  return written(ctx, next, revision);
+}
+
+function guardOf(ctx: RuntimeContext, before: DeploymentRecord, next: DeploymentRecord) {
+  return {
     expectedRevision: before.revision,
-    ...(moved ? { allowedFrom: deploymentAllowedFrom(next.state) } : {}),
+    ...(before.state !== next.state ? { allowedFrom: deploymentAllowedFrom(next.state) } : {}),
     fence: ctx.fence(),
-  });
+  };
+}
+
+function written(ctx: RuntimeContext, next: DeploymentRecord, revision: number): DeploymentRecord {
   ctx.counters.deploymentWrites++;
-  const written = sameLayout(next, { ...next, revision });
-  ctx.remember(written);
-  return written;
+  const record = sameLayout(next, { ...next, revision });
+  ctx.remember(record);
+  return record;
+}
+
+/**
+ * Writes a record and, in the same script, the versions an `assign` action gives its nodes (a
+ * rollout step is one round trip; the record saying nodes were dispatched and the versions map
+ * dispatching them are never seen apart); then placement pushes the nodes that changed.
+ */
+async function writeRecordAssigning(
+  ctx: RuntimeContext,
+  before: DeploymentRecord,
+  next: DeploymentRecord,
+  assign: Extract<Action, { kind: "assign" }>,
+): Promise<DeploymentRecord> {
+  let revision = 0;
+  const changed = await ctx.versions.assignBy(next.jobId, assign.version, next.id, async () => {
+    const out = await ctx.deployments.updateAssigning(
+      updateWriteOf(before, next, ctx.clock.now()),
+      guardOf(ctx, before, next),
+      assign,
+    );
+    revision = out.revision;
+    return out.assigned;
+  });
+  ctx.counters.versionWrites++;
+  const record = written(ctx, next, revision);
+  await ctx.placeNodes(record.jobId, assign.version, changed);
+  return record;
+}
+
+/** The first `assign` of `actions`, when only `job_state` actions come before it. */
+function foldableAssign(actions: readonly Action[]): Extract<Action, { kind: "assign" }> | undefined {
+  for (const a of actions) {
+    if (a.kind === "assign") return a;
+    if (a.kind !== "job_state") return undefined;
+  }
+  return undefined;
 }
 
 /** Applies `plan`, computed from `before`; resolves the record as written. */
@@ -49,19 +96,25 @@ export async function applyPlan(
   before: DeploymentRecord,
   plan: Plan,
 ): Promise<DeploymentRecord> {
-  let d = plan.changed ? await writeRecord(ctx, before, plan.deployment) : before;
+  // The first assign goes in the record's own write when only job writes come before it (they
+  // do not touch the versions map, so doing them after it changes nothing anyone relies on).
+  const folded = plan.changed ? foldableAssign(plan.actions) : undefined;
+  let d = before;
+  if (folded !== undefined) d = await writeRecordAssigning(ctx, before, plan.deployment, folded);
+  else if (plan.changed) d = await writeRecord(ctx, before, plan.deployment);
   // A success marks the version stable and moves the job's state: one job write when it can be.
   const state = plan.actions.find((a) => a.kind === "job_state");
-  let folded = false;
+  let stateWritten = false;
   for (const action of plan.actions) {
+    if (action === folded) continue;
     if (action.kind === "mark_stable" && state?.kind === "job_state") {
       const written = await jobState(ctx, d, state.state, state.message, action.version);
-      folded = true;
+      stateWritten = true;
       if (written === undefined || written.stableVersion < action.version)
         d = await applyAction(ctx, d, action);
       continue;
     }
-    if (action.kind === "job_state" && folded) continue;
+    if (action.kind === "job_state" && stateWritten) continue;
     d = await applyAction(ctx, d, action);
   }
   return d;

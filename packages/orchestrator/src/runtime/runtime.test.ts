@@ -22,6 +22,7 @@ import {
   type MemoryDeploymentData,
   type MemoryNodeData,
   memoryFencing,
+  type NodeVersionStore,
 } from "@edgeplane/store";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNodeRegistry, type NodeRegistry } from "../node-registry.js";
@@ -87,6 +88,19 @@ const badVersions = new Set<number>();
 let seq = 0;
 let cp: ControlPlaneStub;
 
+/** Calls of the node version store's own `assign` (a rollout step assigns in its record's write). */
+let standaloneAssigns = 0;
+
+function countingAssigns(store: NodeVersionStore): NodeVersionStore {
+  return {
+    ...store,
+    assign: (cmd) => {
+      standaloneAssigns++;
+      return store.assign(cmd);
+    },
+  };
+}
+
 async function startControlPlane(holder: string, ttlMs = 3_600_000): Promise<ControlPlaneStub> {
   const desiredStore = createMemoryDesiredStateStore({ data: nodeData });
   const registry = createNodeRegistry({
@@ -101,7 +115,7 @@ async function startControlPlane(holder: string, ttlMs = 3_600_000): Promise<Con
   const runtime = createDeploymentRuntime({
     jobStore: jobs,
     deployments: createMemoryDeploymentStore({ data: depData }),
-    versionStore: createMemoryNodeVersionStore({ data: depData }),
+    versionStore: countingAssigns(createMemoryNodeVersionStore({ data: depData })),
     lease: createMemoryLeaderLease({ data: depData }),
     registry,
     holder,
@@ -261,6 +275,7 @@ describe("the rollout runtime", () => {
     await converge();
     await advance(10_000);
     expect((await deploymentOf(v1)).state).toBe("succeeded");
+    standaloneAssigns = 0;
     const v2 = await submit("web", { ...rolling(), description: "v2" });
     await converge();
     let d = await deploymentOf(v2);
@@ -273,6 +288,8 @@ describe("the rollout runtime", () => {
     expect(d.state).toBe("succeeded");
     expect(d.events.filter((e) => e.kind === "dispatched")).toHaveLength(3);
     expect(versionsHeld(v2.id)).toEqual({ n1: 2, n2: 2, n3: 2 });
+    // Each dispatch went in the write of the record that made it: no separate versions write.
+    expect(standaloneAssigns).toBe(0);
     expect(await jobs.getJob(v2.id)).toMatchObject({ stableVersion: 2, state: "running" });
     expect((await deploymentOf(v1)).state).toBe("succeeded");
   });

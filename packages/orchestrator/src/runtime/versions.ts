@@ -95,9 +95,25 @@ export class VersionCache implements PlacementVersionSource {
     nodeIds: readonly string[],
     fence: Fence,
   ): Promise<string[]> {
+    return this.assignBy(jobId, version, deploymentId, () =>
+      this.#store.assign({ jobId, version, deploymentId, nodeIds, fence }),
+    );
+  }
+
+  /**
+   * Assigns `version` by `deploymentId` through `write`, a store write that does it and resolves
+   * the nodes that changed (a deployment update assigning in the same script), in this job's write
+   * order; then the copy. Returns the nodes that changed.
+   */
+  assignBy(
+    jobId: string,
+    version: number,
+    deploymentId: string,
+    write: () => Promise<readonly string[]>,
+  ): Promise<string[]> {
     return this.#serial(jobId, async () => {
       await this.ensure(jobId);
-      const changed = await this.#store.assign({ jobId, version, deploymentId, nodeIds, fence });
+      const changed = [...(await write())];
       const m = this.#maps.get(jobId);
       if (m !== undefined) {
         for (const id of changed) {

@@ -5,7 +5,13 @@
  */
 import { EdgeplaneError, invalidArgument, isEdgeplaneError } from "@edgeplane/core";
 import type { JsonObject } from "../job-store.js";
-import type { DeploymentGuard, DeploymentWrite, Fence, NodeVersion } from "./deployment-store.js";
+import type {
+  DeploymentGuard,
+  DeploymentWrite,
+  Fence,
+  NodeVersion,
+  VersionAssignment,
+} from "./deployment-store.js";
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -143,6 +149,21 @@ export function checkNodeIds(ids: readonly string[]): void {
   if (!Array.isArray(ids)) throw invalidArgument("node_ids", "must be a list");
   ids.forEach((id, i) => {
     checkId(`node_ids[${i}]`, id);
+  });
+}
+
+/** Checks the versions a deployment update assigns (`updateAssigning`). */
+export function checkVersionAssignment(a: VersionAssignment): void {
+  if (typeof a !== "object" || a === null) throw invalidArgument("assign", "must be an object");
+  checkPositive("assign.version", a.version);
+  if (!Array.isArray(a.nodeIds)) throw invalidArgument("assign.node_ids", "must be a list");
+  if (a.nodeIds.length > MAX_DEPLOYMENT_NODES)
+    throw invalidArgument(
+      "assign.node_ids",
+      `must be at most ${MAX_DEPLOYMENT_NODES} node ids, got ${a.nodeIds.length}`,
+    );
+  a.nodeIds.forEach((id, i) => {
+    checkId(`assign.node_ids[${i}]`, id);
   });
 }
 

@@ -147,6 +147,19 @@ export interface DeploymentStore {
    * `guard`, all or nothing; returns the new revision. `not_found` when unknown.
    */
   update(write: DeploymentWrite, guard: DeploymentGuard): Promise<number>;
+  /**
+   * {@link update}, and in the same atomic write what {@link NodeVersionStore.assign} does for
+   * `assign.nodeIds` (version `assign.version` of the deployment's job, assigned by this
+   * deployment): a rollout step's record and the dispatch it records are never seen apart, and
+   * the step costs one round trip. Refused as a whole, like `update` (nothing assigned either).
+   * Resolves the new revision and the nodes whose version changed. Needs the node version store
+   * over the same data (the same Redis, or the same {@link MemoryDeploymentData}).
+   */
+  updateAssigning(
+    write: DeploymentWrite,
+    guard: DeploymentGuard,
+    assign: VersionAssignment,
+  ): Promise<{ revision: number; assigned: string[] }>;
   /** The full record, node table and targets; undefined when unknown. */
   get(id: string): Promise<StoredDeployment | undefined>;
   /** The summary; undefined when unknown. */
@@ -179,6 +192,12 @@ export interface NodeVersion {
   /** The version it had before (0: none): what a withdrawn assignment restores. */
   readonly previousVersion: number;
   readonly previousDeploymentId: string;
+}
+
+/** A version to assign to nodes, in a deployment write (the job and deployment are the write's). */
+export interface VersionAssignment {
+  readonly version: number;
+  readonly nodeIds: readonly string[];
 }
 
 /** Assigns `version` of a job to nodes. */

@@ -23,6 +23,7 @@ export type {
   NodeVersionStore,
   StoredDeployment,
   UnassignVersionCommand,
+  VersionAssignment,
 } from "./deployment-store.js";
 export type { DeploymentStoreKeys } from "./keys.js";
 export { DEFAULT_DEPLOYMENT_PREFIX, deploymentStoreKeys } from "./keys.js";

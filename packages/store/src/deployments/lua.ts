@@ -53,6 +53,38 @@ local function writeNodes(key, from)
 end
 `;
 
+/**
+ * `assignVersions(key, version, deployment, from, to)`: for each node id in `ARGV[from..to]`
+ * whose version in the versions hash `key` is not `version`, remembers the current one as the
+ * previous and sets `version` (assigned by `deployment`); returns the ids that changed. Reads
+ * and writes in slices of 500 fields (one HMGET, one HSET each), not one call per node.
+ */
+const assignVersions = `
+local function assignVersions(key, v, dep, from, to)
+  local changed = {}
+  for s = from, to, 500 do
+    local e = math.min(s + 499, to)
+    local cur = redis.call("HMGET", key, unpack(ARGV, s, e))
+    local writes = {}
+    for i = s, e do
+      local text = cur[i - s + 1]
+      local cv, cd = "0", ""
+      if text then
+        local a, b = string.match(text, "^(%d+)|([^|]*)|")
+        if a then cv, cd = a, b end
+      end
+      if cv ~= v then
+        writes[#writes + 1] = ARGV[i]
+        writes[#writes + 1] = v .. "|" .. dep .. "|" .. cv .. "|" .. cd
+        changed[#changed + 1] = ARGV[i]
+      end
+    end
+    if #writes > 0 then redis.call("HSET", key, unpack(writes)) end
+  end
+  return changed
+end
+`;
+
 /** createDeployment: creates unless it exists (then answers the stored record). */
 export const createDeploymentLua = `${prelude}${writeNodes}
 -- KEYS[1] deployment hash  KEYS[2] job index  KEYS[3] all index  KEYS[4] active set
@@ -83,16 +115,22 @@ redis.call("XADD", KEYS[5], "MAXLEN", "~", ARGV[11], "*", "dep", ARGV[1], "job",
 return {1}
 `;
 
-/** updateDeployment: replaces the record under the fence, revision and state guards. */
-export const updateDeploymentLua = `${prelude}${writeNodes}
+/**
+ * updateDeployment: replaces the record under the fence, revision and state guards, and assigns
+ * versions of the job to nodes in the same step when asked (a rollout step's record and its
+ * dispatch are never seen apart).
+ */
+export const updateDeploymentLua = `${prelude}${writeNodes}${assignVersions}
 -- KEYS[1] deployment hash  KEYS[2] active set  KEYS[3] changes stream  KEYS[4] lease
--- KEYS[5] node table
+-- KEYS[5] node table  KEYS[6] the job's versions hash
 -- ARGV[1] id  ARGV[2] job id  ARGV[3] state  ARGV[4] active "1"|"0"  ARGV[5] now
 -- ARGV[6] record body  ARGV[7] summary body or "" (none: the stored one is deleted)
 -- ARGV[8] expected revision  ARGV[9] allowed-from states CSV, or "*" (no state guard)
 -- ARGV[10] epoch or ""  ARGV[11] changes MAXLEN (~)
--- ARGV[12..] node entries to upsert: node id, entry JSON, node id, entry JSON, ...
--- Returns {1, revision} | {-1} | {-2, revision} | {-3, state} | {-10, epoch}
+-- ARGV[12] version to assign, or "" (none)  ARGV[13] k = how many node ids to assign it to
+-- ARGV[14..13+k] those node ids
+-- ARGV[14+k..] node entries to upsert: node id, entry JSON, node id, entry JSON, ...
+-- Returns {1, revision, {assigned node ids}} | {-1} | {-2, revision} | {-3, state} | {-10, epoch}
 -- Every check comes before the first write: a refused update writes nothing, no entry either.
 local f = fenceFailure(KEYS[4], ARGV[10])
 if f then return f end
@@ -111,11 +149,14 @@ rev = rev + 1
 redis.call("HSET", KEYS[1], "rec", withRevision(rev, ARGV[6]), "rev", rev, "state", ARGV[3], "updated", ARGV[5])
 if ARGV[7] ~= "" then redis.call("HSET", KEYS[1], "sum", withRevision(rev, ARGV[7]))
 else redis.call("HDEL", KEYS[1], "sum") end
-writeNodes(KEYS[5], 12)
+local k = tonumber(ARGV[13])
+writeNodes(KEYS[5], 14 + k)
+local assigned = {}
+if ARGV[12] ~= "" and k > 0 then assigned = assignVersions(KEYS[6], ARGV[12], ARGV[1], 14, 13 + k) end
 if ARGV[4] == "1" then redis.call("SADD", KEYS[2], ARGV[1]) else redis.call("SREM", KEYS[2], ARGV[1]) end
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[11], "*", "dep", ARGV[1], "job", ARGV[2], "kind", "updated",
   "rev", string.format("%d", rev), "state", ARGV[3])
-return {1, rev}
+return {1, rev, assigned}
 `;
 
 /** requestControl: records a pending control and announces it. */
@@ -143,35 +184,13 @@ return 1
 `;
 
 /** assignVersions: sets a version on nodes that do not have it, remembering the previous one. */
-export const assignVersionsLua = `${prelude}
+export const assignVersionsLua = `${prelude}${assignVersions}
 -- KEYS[1] versions hash  KEYS[2] lease
 -- ARGV[1] epoch or ""  ARGV[2] version  ARGV[3] deployment id  ARGV[4..] node ids
 -- Returns {1, {changed node ids}} | {-10, epoch}
--- Reads and writes in slices of 500 fields (one HMGET, one HSET each), not one call per node.
 local f = fenceFailure(KEYS[2], ARGV[1])
 if f then return f end
-local v, dep = ARGV[2], ARGV[3]
-local changed = {}
-for from = 4, #ARGV, 500 do
-  local to = math.min(from + 499, #ARGV)
-  local cur = redis.call("HMGET", KEYS[1], unpack(ARGV, from, to))
-  local writes = {}
-  for i = from, to do
-    local text = cur[i - from + 1]
-    local cv, cd = "0", ""
-    if text then
-      local a, b = string.match(text, "^(%d+)|([^|]*)|")
-      if a then cv, cd = a, b end
-    end
-    if cv ~= v then
-      writes[#writes + 1] = ARGV[i]
-      writes[#writes + 1] = v .. "|" .. dep .. "|" .. cv .. "|" .. cd
-      changed[#changed + 1] = ARGV[i]
-    end
-  end
-  if #writes > 0 then redis.call("HSET", KEYS[1], unpack(writes)) end
-end
-return {1, changed}
+return {1, assignVersions(KEYS[1], ARGV[2], ARGV[3], 4, #ARGV)}
 `;
 
 /** unassignVersions: restores the previous version where the version is still the given one. */

@@ -13,6 +13,7 @@ import {
   checkGuard,
   checkNodeIds,
   checkPositive,
+  checkVersionAssignment,
   checkVersionCommand,
   decodeBody,
   decodeNodeTable,
@@ -29,13 +30,16 @@ import {
 } from "./codec.js";
 import type {
   DeploymentChange,
+  DeploymentGuard,
   DeploymentStore,
   DeploymentSummary,
+  DeploymentWrite,
   Fence,
   LeaderLease,
   NodeVersion,
   NodeVersionStore,
   StoredDeployment,
+  VersionAssignment,
 } from "./deployment-store.js";
 import { deploymentMember } from "./keys.js";
 
@@ -152,6 +156,41 @@ function writeNodes(row: Row, entries: string[]): void {
     row.nodes.set(entries[i] as string, entries[i + 1] as string);
 }
 
+/**
+ * For each node whose version of `jobId` is not `version`: remembers the current one as the
+ * previous and sets `version`, assigned by `deploymentId`. Returns the nodes that changed.
+ */
+function assignVersions(
+  data: MemoryDeploymentData,
+  jobId: string,
+  version: number,
+  deploymentId: string,
+  nodeIds: readonly string[],
+): string[] {
+  let m = data.versions.get(jobId);
+  if (m === undefined) {
+    m = new Map();
+    data.versions.set(jobId, m);
+  }
+  const changed: string[] = [];
+  for (const node of nodeIds) {
+    const cur = decodeNodeVersion(m.get(node) ?? "");
+    const cv = cur?.version ?? 0;
+    if (cv === version) continue;
+    m.set(
+      node,
+      encodeNodeVersion({
+        version,
+        deploymentId,
+        previousVersion: cv,
+        previousDeploymentId: cur?.deploymentId ?? "",
+      }),
+    );
+    changed.push(node);
+  }
+  return changed;
+}
+
 /** Creates the memory {@link DeploymentStore}. */
 export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOptions = {}): DeploymentStore {
   const data = options.data ?? createMemoryDeploymentData();
@@ -159,6 +198,46 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
   const setActive = (id: string, active: boolean) => {
     if (active) data.active.add(id);
     else data.active.delete(id);
+  };
+  /** `update`, assigning versions in the same step when `assign` is given (like the Lua script). */
+  const update = (
+    write: DeploymentWrite,
+    guard: DeploymentGuard,
+    assign: VersionAssignment | undefined,
+  ): { revision: number; assigned: string[] } => {
+    checkDeploymentWrite(write, "update");
+    checkGuard(guard);
+    if (assign !== undefined) checkVersionAssignment(assign);
+    checkFenceOf(data, guard.fence);
+    const row = data.deployments.get(write.id);
+    if (row === undefined) throw deploymentNotFound(write.id);
+    if (row.rev !== guard.expectedRevision)
+      throw deploymentConflict(write.id, guard.expectedRevision, row.rev);
+    if (guard.allowedFrom !== undefined && !guard.allowedFrom.includes(row.state))
+      throw deploymentStateRefused(write.id, row.state, write.state, guard.allowedFrom);
+    // Encoded before the first change: a write that cannot be encoded changes nothing.
+    const rev = row.rev + 1;
+    const rec = spliceRevision(rev, encodeBody(write.record));
+    const sum = write.summary === undefined ? undefined : spliceRevision(rev, encodeBody(write.summary));
+    const entries = encodeNodeEntries(write.nodes);
+    row.rec = rec;
+    if (sum === undefined) delete row.sum;
+    else row.sum = sum;
+    writeNodes(row, entries);
+    row.rev = rev;
+    row.state = write.state;
+    row.updated = write.now;
+    const assigned =
+      assign === undefined ? [] : assignVersions(data, write.jobId, assign.version, write.id, assign.nodeIds);
+    setActive(write.id, write.active);
+    append(data, max, {
+      deploymentId: write.id,
+      jobId: row.job,
+      kind: "updated",
+      revision: rev,
+      state: write.state,
+    });
+    return { revision: rev, assigned };
   };
   return {
     async create(write, fence) {
@@ -191,36 +270,10 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
       return { created: true, deployment: storedOf(write.id, row) };
     },
     async update(write, guard) {
-      checkDeploymentWrite(write, "update");
-      checkGuard(guard);
-      checkFenceOf(data, guard.fence);
-      const row = data.deployments.get(write.id);
-      if (row === undefined) throw deploymentNotFound(write.id);
-      if (row.rev !== guard.expectedRevision)
-        throw deploymentConflict(write.id, guard.expectedRevision, row.rev);
-      if (guard.allowedFrom !== undefined && !guard.allowedFrom.includes(row.state))
-        throw deploymentStateRefused(write.id, row.state, write.state, guard.allowedFrom);
-      // Encoded before the first change: a write that cannot be encoded changes nothing.
-      const rev = row.rev + 1;
-      const rec = spliceRevision(rev, encodeBody(write.record));
-      const sum = write.summary === undefined ? undefined : spliceRevision(rev, encodeBody(write.summary));
-      const entries = encodeNodeEntries(write.nodes);
-      row.rec = rec;
-      if (sum === undefined) delete row.sum;
-      else row.sum = sum;
-      writeNodes(row, entries);
-      row.rev = rev;
-      row.state = write.state;
-      row.updated = write.now;
-      setActive(write.id, write.active);
-      append(data, max, {
-        deploymentId: write.id,
-        jobId: row.job,
-        kind: "updated",
-        revision: rev,
-        state: write.state,
-      });
-      return rev;
+      return update(write, guard, undefined).revision;
+    },
+    async updateAssigning(write, guard, assign) {
+      return update(write, guard, assign);
     },
     async get(id) {
       const row = data.deployments.get(id);
@@ -303,24 +356,7 @@ export function createMemoryNodeVersionStore(options: MemoryDeploymentStoreOptio
       checkNodeIds(cmd.nodeIds);
       if (/[|\s]/.test(cmd.deploymentId)) throw invalidArgument("deployment_id", "must not contain '|'");
       checkFenceOf(data, cmd.fence);
-      const m = mapOf(cmd.jobId);
-      const changed: string[] = [];
-      for (const node of cmd.nodeIds) {
-        const cur = decodeNodeVersion(m.get(node) ?? "");
-        const cv = cur?.version ?? 0;
-        if (cv === cmd.version) continue;
-        m.set(
-          node,
-          encodeNodeVersion({
-            version: cmd.version,
-            deploymentId: cmd.deploymentId,
-            previousVersion: cv,
-            previousDeploymentId: cur?.deploymentId ?? "",
-          }),
-        );
-        changed.push(node);
-      }
-      return changed;
+      return assignVersions(data, cmd.jobId, cmd.version, cmd.deploymentId, cmd.nodeIds);
     },
     async unassign(cmd) {
       checkVersionCommand(cmd);

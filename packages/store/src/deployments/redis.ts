@@ -11,6 +11,7 @@ import {
   checkGuard,
   checkNodeIds,
   checkPositive,
+  checkVersionAssignment,
   checkVersionCommand,
   decodeBody,
   decodeNodeTable,
@@ -25,13 +26,16 @@ import {
 } from "./codec.js";
 import type {
   DeploymentChange,
+  DeploymentGuard,
   DeploymentStore,
   DeploymentSummary,
+  DeploymentWrite,
   LeaderLease,
   LeaseHolder,
   NodeVersion,
   NodeVersionStore,
   StoredDeployment,
+  VersionAssignment,
 } from "./deployment-store.js";
 import {
   DEFAULT_DEPLOYMENT_PREFIX,
@@ -74,7 +78,7 @@ export interface RedisDeploymentStore extends DeploymentStore {
 
 const SCRIPTS = {
   edgeplaneCreateDeployment: { keys: 7, lua: createDeploymentLua },
-  edgeplaneUpdateDeployment: { keys: 5, lua: updateDeploymentLua },
+  edgeplaneUpdateDeployment: { keys: 6, lua: updateDeploymentLua },
   edgeplaneRequestControl: { keys: 2, lua: requestControlLua },
   edgeplaneClearControl: { keys: 1, lua: clearControlLua },
   edgeplaneAssignVersions: { keys: 2, lua: assignVersionsLua },
@@ -215,6 +219,55 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
     return out;
   }
 
+  /** `update`, assigning versions in the same script when `assign` is given. */
+  async function update(
+    write: DeploymentWrite,
+    guard: DeploymentGuard,
+    assign: VersionAssignment | undefined,
+  ): Promise<{ revision: number; assigned: string[] }> {
+    checkDeploymentWrite(write, "update");
+    checkGuard(guard);
+    if (assign !== undefined) checkVersionAssignment(assign);
+    const assignIds = assign?.nodeIds ?? [];
+    const reply = await run(
+      "edgeplaneUpdateDeployment",
+      [
+        keys.deployment(write.id),
+        keys.active,
+        keys.changes,
+        keys.lease,
+        keys.deploymentNodes(write.id),
+        keys.versions(write.jobId),
+      ],
+      [
+        write.id,
+        write.jobId,
+        write.state,
+        write.active ? "1" : "0",
+        write.now,
+        encodeBody(write.record),
+        write.summary === undefined ? "" : encodeBody(write.summary),
+        guard.expectedRevision,
+        guard.allowedFrom === undefined ? "*" : guard.allowedFrom.join(","),
+        guard.fence?.epoch ?? "",
+        maxLen,
+        assign === undefined ? "" : assign.version,
+        assignIds.length,
+        ...assignIds,
+        ...encodeNodeEntries(write.nodes),
+      ],
+      `writing deployment ${write.id}`,
+    );
+    failure(reply, {
+      id: write.id,
+      expected: guard.expectedRevision,
+      target: write.state,
+      allowed: guard.allowedFrom,
+      epoch: guard.fence?.epoch,
+    });
+    return { revision: Number(reply[1]), assigned: (reply[2] as string[] | undefined) ?? [] };
+  }
+
   return {
     keys,
     redis,
@@ -271,35 +324,10 @@ export function createRedisDeploymentStore(options: RedisDeploymentStoreOptions)
       return { created: false, deployment: existing };
     },
     async update(write, guard) {
-      checkDeploymentWrite(write, "update");
-      checkGuard(guard);
-      const reply = await run(
-        "edgeplaneUpdateDeployment",
-        [keys.deployment(write.id), keys.active, keys.changes, keys.lease, keys.deploymentNodes(write.id)],
-        [
-          write.id,
-          write.jobId,
-          write.state,
-          write.active ? "1" : "0",
-          write.now,
-          encodeBody(write.record),
-          write.summary === undefined ? "" : encodeBody(write.summary),
-          guard.expectedRevision,
-          guard.allowedFrom === undefined ? "*" : guard.allowedFrom.join(","),
-          guard.fence?.epoch ?? "",
-          maxLen,
-          ...encodeNodeEntries(write.nodes),
-        ],
-        `writing deployment ${write.id}`,
-      );
-      failure(reply, {
-        id: write.id,
-        expected: guard.expectedRevision,
-        target: write.state,
-        allowed: guard.allowedFrom,
-        epoch: guard.fence?.epoch,
-      });
-      return Number(reply[1]);
+      return (await update(write, guard, undefined)).revision;
+    },
+    updateAssigning(write, guard, assign) {
+      return update(write, guard, assign);
     },
     async get(id) {
       // MULTI: the record and its node table as of one moment (no update in between).

@@ -439,6 +439,85 @@ export function describeDeploymentStoreConformance(
       expect((await fx.versions.load("j")).size).toBe(0);
     });
 
+    it("assigns versions in the same write as an update, and not at all when it refuses it", async () => {
+      const a = await fx.lease.acquire("cp-a", 10_000);
+      const epoch = a.held ? a.epoch : 0;
+      await fx.store.create(tableWrite("d1", { nodes: entries(3, "pending") }), { epoch });
+      await fx.versions.assign({ jobId: "job-1", version: 1, deploymentId: "d0", nodeIds: ["n00002"] });
+      const step = tableWrite("d1", { state: "running", nodes: [["n00000", { state: "assigned" }]] });
+      // Refused (revision, state guard, fence, bad input): no record change, no version either.
+      const assign = { version: 2, nodeIds: ["n00000", "n00001"] };
+      expect(await codeOf(fx.store.updateAssigning(step, { expectedRevision: 2 }, assign))).toBe("aborted");
+      expect(
+        await codeOf(
+          fx.store.updateAssigning(step, { expectedRevision: 1, allowedFrom: ["paused"] }, assign),
+        ),
+      ).toBe("failed_precondition");
+      expect(
+        await codeOf(
+          fx.store.updateAssigning(step, { expectedRevision: 1, fence: { epoch: epoch + 1 } }, assign),
+        ),
+      ).toBe("failed_precondition");
+      expect(
+        await refusalOf(
+          fx.store.updateAssigning(step, { expectedRevision: 1 }, { version: 0, nodeIds: ["x"] }),
+        ),
+      ).toBe("invalid_argument assign.version");
+      expect(
+        await refusalOf(
+          fx.store.updateAssigning(step, { expectedRevision: 1 }, { version: 2, nodeIds: ["ok", "bad id"] }),
+        ),
+      ).toBe("invalid_argument assign.node_ids[1]");
+      expect((await fx.store.get("d1"))?.revision).toBe(1);
+      expect((await fx.versions.load("job-1")).has("n00000")).toBe(false);
+
+      // Accepted: the revision and the nodes whose version changed (a repeat changes none).
+      const out = await fx.store.updateAssigning(
+        step,
+        { expectedRevision: 1, fence: { epoch } },
+        { version: 2, nodeIds: ["n00000", "n00002"] },
+      );
+      expect({ ...out, assigned: [...out.assigned].sort() }).toEqual({
+        revision: 2,
+        assigned: ["n00000", "n00002"],
+      });
+      const m = await fx.versions.load("job-1");
+      expect(m.get("n00000")).toEqual({
+        version: 2,
+        deploymentId: "d1",
+        previousVersion: 0,
+        previousDeploymentId: "",
+      });
+      expect(m.get("n00002")).toEqual({
+        version: 2,
+        deploymentId: "d1",
+        previousVersion: 1,
+        previousDeploymentId: "d0",
+      });
+      const got = await fx.store.get("d1");
+      expect(got?.revision).toBe(2);
+      expect(got?.state).toBe("running");
+      expect(got?.nodes.n00000).toEqual({ state: "assigned" });
+      expect(
+        await fx.store.updateAssigning(
+          tableWrite("d1", { state: "running" }),
+          { expectedRevision: 2 },
+          { version: 2, nodeIds: ["n00000"] },
+        ),
+      ).toEqual({ revision: 3, assigned: [] });
+      // No node to assign: a plain update.
+      expect(
+        await fx.store.updateAssigning(
+          tableWrite("d1", { state: "running" }),
+          { expectedRevision: 3 },
+          {
+            version: 2,
+            nodeIds: [],
+          },
+        ),
+      ).toEqual({ revision: 4, assigned: [] });
+    });
+
     it("hands the lease to one holder at a time, with a new epoch per acquisition", async () => {
       const a = await fx.lease.acquire("cp-a", 10_000);
       expect(a).toMatchObject({ held: true, fresh: true });
