@@ -23,13 +23,14 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { round } from "./lib.mjs";
+import { FLEET_FLAGS, hasFleetFlags, respawnWith, round } from "./lib.mjs";
 
 const GOAL =
   "immediate deployment to 10,000 agents: API return → every agent holds its assignment under 1 s (ratio to publishing the same pre-encoded messages reported)";
 const LAUNCHER = fileURLToPath(new URL("../e2e/support/control-plane-process.mjs", import.meta.url));
 
 export async function run(args = []) {
+  if (!hasFleetFlags()) return respawnWith("fanout", args, FLEET_FLAGS);
   const opts = parseArgs(args, { nodes: 10_000, connections: 4, runs: 5 });
   const env = await startEnvironment({ ...opts, report: false });
   try {

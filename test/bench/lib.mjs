@@ -25,13 +25,12 @@ export function prng(seed) {
 }
 
 /**
- * Re-runs benchmark `name` with `args` in a child `node --expose-gc` (for benchmarks that force
- * GC between phases) and returns the child's result: the JSON on its last stdout line. Earlier
- * stdout lines are passed on to stderr.
+ * Re-runs benchmark `name` with `args` in a child `node <flags>` and returns the child's result:
+ * the JSON on its last stdout line. Earlier stdout lines are passed on to stderr.
  */
-export function respawnWithGc(name, args) {
+export function respawnWith(name, args, flags) {
   const runner = join(dirname(fileURLToPath(import.meta.url)), "run.mjs");
-  const child = spawnSync(process.execPath, ["--expose-gc", runner, name, ...args], {
+  const child = spawnSync(process.execPath, [...flags, runner, name, ...args], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 64 * 1024 * 1024,
@@ -43,4 +42,24 @@ export function respawnWithGc(name, args) {
     throw new Error(`${name} benchmark child failed (status ${child.status}): ${last}`);
   }
   return JSON.parse(last);
+}
+
+/** {@link respawnWith} `--expose-gc` (for benchmarks that force GC between phases). */
+export function respawnWithGc(name, args) {
+  return respawnWith(name, args, ["--expose-gc"]);
+}
+
+/**
+ * The flags of a process simulating a fleet (10,000 agents: fanout, rolling). Its heap holds
+ * every agent, and a full collection of it marks on a second thread for about a second; on a
+ * 2-core machine that takes the core the processes under measurement run on, and the samples of
+ * that second land in the tail. A large initial old space keeps the simulator's full collections
+ * out of the run (it still collects its young generation). The control plane runs as it does in
+ * production.
+ */
+export const FLEET_FLAGS = ["--initial-old-space-size=2048"];
+
+/** Whether this process runs with {@link FLEET_FLAGS}. */
+export function hasFleetFlags() {
+  return FLEET_FLAGS.every((f) => process.execArgv.includes(f));
 }

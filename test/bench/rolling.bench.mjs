@@ -1,27 +1,29 @@
 // `npm run bench -- rolling [--nodes 10000] [--connections 4] [--runs 2] [--jobs 1000] [--group 10]
-//                           [--start-ms 0]`
+//                           [--start-ms 3000]`
 //
 // Two figures, in one environment (nats-server, redis-server and the control plane as separate
 // processes; the simulated agents here, each reporting every new execution running and healthy
-// at once with an execution event, as a rollout needs):
+// with an execution event, as a rollout needs; this process runs with the fleet flags of lib.mjs):
 //
 // 1. Rolling vs immediate over N agents: a rolling deployment in 10 waves (max_parallel N/10,
 //    min_healthy_time 0) against an immediate one, both timed from the API call returning to
-//    every agent holding the version (and to the deployment's `succeeded`). Goal: rolling at most
-//    1.5x immediate.
+//    every agent holding the version (and to the deployment's `succeeded`); agents report at once.
+//    Goal: rolling at most 1.5x immediate.
 // 2. Concurrency: `--jobs` jobs, each selecting its own `--group` nodes, submitted at once, each
 //    rolling with max_parallel 2 and min_healthy_time 0. Wave turnaround = the time from the
 //    report that freed a slot (a node of the job reporting its execution healthy) to the next
 //    node of that job receiving its assignment, both timestamped here. Goal: p99 under 10 ms.
-//    With `--start-ms S` each agent reports a new execution after a random U(0.5 S, 1.5 S) delay
-//    (an execution starting up), timestamped when it reports; with 0 (the default) it reports at
-//    once, which makes the 1,000 rollouts a closed loop that keeps the control plane saturated:
-//    turnaround is then the queue of every other rollout's step (see docs/benchmarks.md).
-//    CPU per dispatched node (control plane, Redis) and the dispatch rate are reported too.
+//    Each agent reports a new execution after a random U(0.5 S, 1.5 S) delay, S = `--start-ms`
+//    (an execution starting up), timestamped when it reports. `--start-ms 0` reports at once,
+//    which makes the 1,000 rollouts a closed loop that keeps the control plane saturated:
+//    turnaround is then the queue of every other rollout's step, ~in-flight / throughput by
+//    Little's law, whatever one step costs (see docs/benchmarks.md). The control plane's share
+//    of each turnaround (from its trace) and the transport's are reported beside it, with the
+//    CPU per dispatched node (control plane, Redis) and the dispatch rate.
 
 import { readFileSync } from "node:fs";
 import { benchSpec, deploy, med, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
-import { round } from "./lib.mjs";
+import { FLEET_FLAGS, hasFleetFlags, respawnWith, round } from "./lib.mjs";
 
 /** CPU ms a process used so far (Linux /proc; utime + stime in 10 ms ticks). */
 function cpuMs(pid) {
@@ -38,9 +40,77 @@ function percentile(xs, p) {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
+/**
+ * The turnarounds of the concurrent phase split by where the time went, from the control plane's
+ * trace (`TRACE=1` in the launcher: per node, when its execution events arrived and its desired
+ * states left, absolute ms) and the agents' timeline. `controlPlane`: per dispatch after a job's
+ * first wave, from the arrival of the latest report before it to the desired state leaving;
+ * `inbound`: report sent → arrived (reports sent while dispatches were still to come: the rest
+ * meet the benchmark's own polling of the API); `outbound`: desired state left → the agent had it.
+ */
+async function splitTurnarounds(env, jobIds, group, since, until) {
+  const trace = (await env.api("GET", "/debug/trace")).body;
+  const byNode = (flat) => {
+    const m = new Map();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const t = flat[i + 1] - performance.timeOrigin;
+      if (t < since) continue;
+      const ts = m.get(flat[i]);
+      if (ts) ts.push(t);
+      else m.set(flat[i], [t]);
+    }
+    return m;
+  };
+  const arrived = byNode(trace.events);
+  const left = byNode(trace.pushes);
+  const out = { controlPlane: [], inbound: [], outbound: [] };
+  jobIds.forEach((jobId, g) => {
+    const reports = [];
+    const pushes = [];
+    for (let k = 0; k < group; k++) {
+      const node = `node-${String(g * group + k).padStart(6, "0")}`;
+      const sent = env.timeline.reported.get(`${jobId}/${node}`);
+      const got = env.timeline.received.get(`${jobId}/${node}`);
+      const inAt = (arrived.get(node) ?? []).find((t) => sent !== undefined && t >= sent - 1);
+      const outAt = left.get(node)?.[0];
+      if (inAt !== undefined) {
+        reports.push(inAt);
+        if (sent < until) out.inbound.push(inAt - sent);
+      }
+      if (outAt !== undefined) {
+        pushes.push(outAt);
+        if (got !== undefined) out.outbound.push(got - outAt);
+      }
+    }
+    reports.sort((a, b) => a - b);
+    pushes.sort((a, b) => a - b);
+    for (const p of pushes.slice(2)) {
+      let freed;
+      for (const r of reports) if (r < p) freed = r;
+      if (freed !== undefined) out.controlPlane.push(p - freed);
+    }
+  });
+  return out;
+}
+
 export async function run(args = []) {
-  const opts = parseArgs(args, { nodes: 10_000, connections: 4, runs: 2, jobs: 1000, group: 10, startMs: 0 });
-  const env = await startEnvironment({ ...opts, report: true, groupSize: opts.group });
+  if (!hasFleetFlags()) return respawnWith("rolling", args, FLEET_FLAGS);
+  const opts = parseArgs(args, {
+    nodes: 10_000,
+    connections: 4,
+    runs: 2,
+    jobs: 1000,
+    group: 10,
+    startMs: 3000,
+  });
+  const env = await startEnvironment({
+    ...opts,
+    report: true,
+    groupSize: opts.group,
+    // The control plane notes when each execution event arrived and each desired state left, so
+    // the turnaround splits into its own share and the transport's (see the figures below).
+    cpEnv: { TRACE: "1" },
+  });
   try {
     // 1. Rolling vs immediate (a first immediate deployment warms everything up).
     await deploy(env, { strategy: "immediate" }, "warm-up", { waitSucceeded: true });
@@ -106,11 +176,18 @@ export async function run(args = []) {
     const submittedMs = performance.now() - submitStarted;
     const expected = groups * opts.group;
     const jobSet = new Set(jobIds);
-    const countMine = () => {
-      let n = 0;
-      for (const key of env.timeline.reported.keys()) if (jobSet.has(key.slice(0, key.indexOf("/")))) n++;
-      return n;
+    // Nodes of these jobs that reported: counted once now, then as reports come (a walk of the
+    // whole map every 20 ms would take CPU from the processes being measured).
+    const reported = env.timeline.reported;
+    const isMine = (key) => jobSet.has(key.slice(0, key.indexOf("/")));
+    let mine = 0;
+    for (const key of reported.keys()) if (isMine(key)) mine++;
+    const set = reported.set.bind(reported);
+    reported.set = (key, t) => {
+      if (!reported.has(key) && isMine(key)) mine++;
+      return set(key, t);
     };
+    const countMine = () => mine;
     const waitStarted = performance.now();
     while (countMine() < expected) {
       if (performance.now() - waitStarted > 180_000)
@@ -162,6 +239,13 @@ export async function run(args = []) {
         if (freed !== undefined) turnarounds.push(r - freed);
       }
     }
+    const split = await splitTurnarounds(
+      env,
+      jobIds,
+      opts.group,
+      submitStarted,
+      submitStarted + allDispatchedMs,
+    );
     const p50 = percentile(turnarounds, 50);
     const p99 = percentile(turnarounds, 99);
     return {
@@ -193,6 +277,13 @@ export async function run(args = []) {
         turnaround_p90_ms: round(percentile(turnarounds, 90), 2),
         turnaround_p99_ms: round(p99, 2),
         turnaround_max_ms: round(Math.max(...turnarounds), 2),
+        // The same turnarounds as the control plane sees them (from the report's arrival to the
+        // next desired state leaving it), and the transport around it: the report reaching the
+        // control plane, the desired state reaching the agent (NATS and either event loop).
+        control_plane_turnaround_p50_ms: round(percentile(split.controlPlane, 50), 2),
+        control_plane_turnaround_p99_ms: round(percentile(split.controlPlane, 99), 2),
+        report_to_control_plane_p99_ms: round(percentile(split.inbound, 99), 2),
+        desired_state_to_agent_p99_ms: round(percentile(split.outbound, 99), 2),
         submit_all_ms: round(submittedMs, 0),
         all_dispatched_ms: round(allDispatchedMs, 0),
         all_succeeded_ms: round(allSucceededMs, 0),

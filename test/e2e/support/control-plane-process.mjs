@@ -10,7 +10,8 @@
 // 200 ms, as in `edgectl server`: jobs written through this API are read at once anyway),
 // PLACEMENT_CONCURRENCY, ROLLOUT_CONCURRENCY, LOG_LEVEL, REDIS_AUTOPIPELINE=1 (ioredis
 // auto-pipelining), COALESCE=0 (no write coalescing, which `edgectl server` does),
-// CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it);
+// CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it), HEAP_PROFILE=<file>
+// (the same for an allocation profile), TRACE=1 (`GET /debug/trace`: see below);
 // `GET /debug/stats` answers the rollout runtime's and placement's counters and the event loop's
 // delay.
 // Prints one JSON line {"ready": true, "httpUrl", "grpcAddress", "pid"} when it serves.
@@ -54,6 +55,28 @@ const redis = new Redis(env("REDIS_URL"), {
 // As `edgectl server` does (COALESCE=0 turns it off, to compare).
 if (process.env.COALESCE !== "0") coalesceWrites(redis);
 const bus = await connectNatsBus({ servers: [env("NATS_URL")], name: `control-plane-${process.pid}` });
+// Benchmarks (TRACE=1): when each execution event arrived and each desired state was pushed, per
+// node (absolute times, ms), so a benchmark can tell the control plane's share of a turnaround
+// from the transport's and its own; `GET /debug/trace` answers them.
+const trace = { events: [], pushes: [] };
+if (process.env.TRACE === "1") {
+  const at = () => performance.timeOrigin + performance.now();
+  const subscribe = bus.subscribe.bind(bus);
+  const publish = bus.publish.bind(bus);
+  bus.subscribe = (subject, handler, options) =>
+    subscribe(
+      subject,
+      (m) => {
+        if (m.subject.endsWith(".out.event")) trace.events.push(m.subject.split(".")[2], at());
+        handler(m);
+      },
+      options,
+    );
+  bus.publish = (subject, data) => {
+    if (subject.endsWith(".in.desired")) trace.pushes.push(subject.split(".")[2], at());
+    publish(subject, data);
+  };
+}
 const jobStore = createRedisJobStore({ redis, prefix });
 const tokens = new PageTokens(process.env.TOKEN_SECRET ?? "e2e-secret");
 const jobs = new JobsService({ store: jobStore, tokens, clock: systemClock });
@@ -112,6 +135,7 @@ router.add("GET", "/debug/stats", async (req) => {
     },
   };
 });
+router.add("GET", "/debug/trace", async () => ({ body: trace }));
 const grpcPort = await grpc.listen("127.0.0.1:0");
 const http = createServer((req, res) => void router.handle(req, res, log));
 await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
