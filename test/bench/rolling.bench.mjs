@@ -148,6 +148,7 @@ export async function run(args = []) {
       }
     }
     const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
+    await env.api("GET", "/debug/stats?reset=1");
     const groups = Math.min(opts.jobs, Math.floor(opts.nodes / opts.group));
     const jobIds = new Array(groups);
     const submitStarted = performance.now();
@@ -196,6 +197,7 @@ export async function run(args = []) {
     }
     const allDispatchedMs = performance.now() - submitStarted;
     const cpu = { cp: cpuMs(env.cp.child.pid) - cpu0.cp, redis: cpuMs(env.redis.pid) - cpu0.redis };
+    const cpStats = (await env.api("GET", "/debug/stats")).body;
     // Every deployment ends succeeded.
     let succeeded = 0;
     const doneStarted = performance.now();
@@ -288,6 +290,9 @@ export async function run(args = []) {
         all_dispatched_ms: round(allDispatchedMs, 0),
         all_succeeded_ms: round(allSucceededMs, 0),
         dispatches_per_s: round(expected / (allDispatchedMs / 1000), 0),
+        // The control plane's event loop and garbage collector over the dispatch window.
+        control_plane_loop_delay_p99_ms: cpStats.loop.p99,
+        control_plane_gc: cpStats.gc,
         control_plane_cpu_us_per_node: round((cpu.cp * 1000) / expected, 0),
         redis_cpu_us_per_node: round((cpu.redis * 1000) / expected, 0),
       },

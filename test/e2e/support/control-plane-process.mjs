@@ -12,15 +12,15 @@
 // auto-pipelining), COALESCE=0 (no write coalescing, which `edgectl server` does),
 // CPU_PROFILE=<file> (SIGUSR2 starts a CPU profile, a second one writes it), HEAP_PROFILE=<file>
 // (the same for an allocation profile), TRACE=1 (`GET /debug/trace`: see below);
-// `GET /debug/stats` answers the rollout runtime's and placement's counters and the event loop's
-// delay.
+// `GET /debug/stats` answers the rollout runtime's and placement's counters, the event loop's
+// delay and the garbage collector's pauses (`?reset=1` starts a new window).
 // Prints one JSON line {"ready": true, "httpUrl", "grpcAddress", "pid"} when it serves.
 //
 // The crash tests run `edgectl server` itself (test/e2e/support/process.ts); the benchmarks use
 // this launcher for its tunables and counters (EDGEPLANE_E2E_CONTROL_PLANE=launcher runs the
 // crash tests on it too).
 import { createServer } from "node:http";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver, constants as perf } from "node:perf_hooks";
 import { JobService } from "@edgeplane/api";
 import { connectNatsBus } from "@edgeplane/bus";
 import { createLogger, systemClock } from "@edgeplane/core";
@@ -118,6 +118,17 @@ rollouts.nodes.registry.onNodeChange((_id, change) => {
 });
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
+// Garbage collection pauses since the last reset: young generation (scavenges) and full (marking).
+const gcStats = () => ({ minor: { n: 0, ms: 0, max: 0 }, major: { n: 0, ms: 0, max: 0 } });
+let gc = gcStats();
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = e.detail?.kind === perf.NODE_PERFORMANCE_GC_MINOR ? gc.minor : gc.major;
+    kind.n++;
+    kind.ms = Math.round((kind.ms + e.duration) * 100) / 100;
+    kind.max = Math.max(kind.max, Math.round(e.duration * 100) / 100);
+  }
+}).observe({ entryTypes: ["gc"] });
 router.add("GET", "/debug/stats", async (req) => {
   const ms = (ns) => Math.round(ns / 1e4) / 100;
   const loop = {
@@ -125,13 +136,18 @@ router.add("GET", "/debug/stats", async (req) => {
     p99: ms(loopDelay.percentile(99)),
     max: ms(loopDelay.max),
   };
-  if (req.query?.get?.("reset") === "1") loopDelay.reset();
+  const gcNow = gc;
+  if (req.query?.get?.("reset") === "1") {
+    loopDelay.reset();
+    gc = gcStats();
+  }
   return {
     body: {
       runtime: rollouts.runtime.stats(),
       placement: rollouts.nodes.placement.stats?.() ?? {},
       registry: { ...rollouts.nodes.registry.stats(), nodeChanges },
       loop,
+      gc: gcNow,
     },
   };
 });
