@@ -100,8 +100,10 @@ export async function syncJob(
 
   // A version no deployment covers: start one.
   if (active === undefined || active.jobVersion < job.version) {
-    const version = await ctx.spec(job.id, job.version);
-    const rolledBackBy = version?.kind === "rollback" && active?.state === "rolling_back";
+    // Only a rolling-back deployment's own rollback version is the applier's to deploy; the
+    // version's kind is read only then (a new job's first sync reads nothing it does not need).
+    const rolledBackBy =
+      active?.state === "rolling_back" && (await ctx.spec(job.id, job.version))?.kind === "rollback";
     if (!rolledBackBy) {
       await startDeployment(ctx, job, active);
       return;

@@ -101,6 +101,21 @@ function countingAssigns(store: NodeVersionStore): NodeVersionStore {
   };
 }
 
+/** Job versions the rollout runtime read (a version's spec and kind). */
+let versionReads = 0;
+
+function countingVersionReads(store: JobStore): JobStore {
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      if (key !== "getVersion") return Reflect.get(target, key, receiver);
+      return (...args: Parameters<JobStore["getVersion"]>) => {
+        versionReads++;
+        return target.getVersion(...args);
+      };
+    },
+  });
+}
+
 async function startControlPlane(holder: string, ttlMs = 3_600_000): Promise<ControlPlaneStub> {
   const desiredStore = createMemoryDesiredStateStore({ data: nodeData });
   const registry = createNodeRegistry({
@@ -113,7 +128,7 @@ async function startControlPlane(holder: string, ttlMs = 3_600_000): Promise<Con
     flushIntervalMs: 0,
   });
   const runtime = createDeploymentRuntime({
-    jobStore: jobs,
+    jobStore: countingVersionReads(jobs),
     deployments: createMemoryDeploymentStore({ data: depData }),
     versionStore: countingAssigns(createMemoryNodeVersionStore({ data: depData })),
     lease: createMemoryLeaderLease({ data: depData }),
@@ -410,6 +425,7 @@ describe("the rollout runtime", () => {
 
   it("queues a job no node matches, fails it at queue_timeout", async () => {
     const before = cp.runtime.stats();
+    versionReads = 0;
     const job = await submit("web", {
       selector: { match_labels: { site: "nowhere" } },
       timeouts: { queue_timeout: 30 },
@@ -425,6 +441,8 @@ describe("the rollout runtime", () => {
     const after = cp.runtime.stats();
     expect(after.deploymentWrites - before.deploymentWrites).toBe(0);
     expect(after.jobWrites - before.jobWrites).toBe(1);
+    // Nor is the new version read back: only a rolling-back deployment needs to know its kind.
+    expect(versionReads).toBe(0);
     expect(queued?.stateMessage).toContain("no node matches the selector");
     await advance(31_000, 10_000);
     const failed = await jobs.getJob(job.id);
