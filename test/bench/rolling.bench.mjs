@@ -40,6 +40,20 @@ function percentile(xs, p) {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
+/** The rollout runtime's and placement's counters over the phase, per dispatched node. */
+function perNode(before, after, nodes) {
+  const out = {};
+  for (const [name, key] of [
+    ["deployment_syncs", "deploymentSyncs"],
+    ["deployment_writes", "deploymentWrites"],
+    ["job_syncs", "jobSyncs"],
+    ["job_writes", "jobWrites"],
+    ["conflicts", "conflicts"],
+  ])
+    out[name] = round((after.runtime[key] - before.runtime[key]) / nodes, 2);
+  return out;
+}
+
 /**
  * The turnarounds of the concurrent phase split by where the time went, from the control plane's
  * trace (`TRACE=1` in the launcher: per node, when its execution events arrived and its desired
@@ -148,7 +162,7 @@ export async function run(args = []) {
       }
     }
     const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
-    await env.api("GET", "/debug/stats?reset=1");
+    const stats0 = (await env.api("GET", "/debug/stats?reset=1")).body;
     const groups = Math.min(opts.jobs, Math.floor(opts.nodes / opts.group));
     const jobIds = new Array(groups);
     const submitStarted = performance.now();
@@ -293,6 +307,8 @@ export async function run(args = []) {
         // The control plane's event loop and garbage collector over the dispatch window.
         control_plane_loop_delay_p99_ms: cpStats.loop.p99,
         control_plane_gc: cpStats.gc,
+        // The runtime's work per dispatched node (syncs, record writes, revision conflicts).
+        per_node: perNode(stats0, cpStats, expected),
         control_plane_cpu_us_per_node: round((cpu.cp * 1000) / expected, 0),
         redis_cpu_us_per_node: round((cpu.redis * 1000) / expected, 0),
       },
