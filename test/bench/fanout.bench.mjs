@@ -137,6 +137,11 @@ function startControlPlane(extraEnv, nodeArgs = []) {
   });
 }
 
+/** The id of simulated agent `i` (its group is `g<i / groupSize>`). */
+export function nodeIdOf(i) {
+  return `node-${String(i).padStart(6, "0")}`;
+}
+
 /**
  * nats-server, redis-server, the control plane process and `nodes` simulated agents (labels
  * `site=bench`, `group=g<i / groupSize>`). With `report`, each agent reports every new
@@ -182,7 +187,7 @@ export async function startEnvironment({
   /** Every fresh apply (the baseline counts them). */
   const applies = { n: 0, target: Number.POSITIVE_INFINITY, onTarget: undefined };
   const agents = Array.from({ length: nodes }, (_, i) => {
-    const id = `node-${String(i).padStart(6, "0")}`;
+    const id = nodeIdOf(i);
     return new SimAgent({
       bus: buses[i % connections],
       nodeId: id,

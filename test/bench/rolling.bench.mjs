@@ -22,7 +22,7 @@
 //    CPU per dispatched node (control plane, Redis) and the dispatch rate.
 
 import { readFileSync } from "node:fs";
-import { benchSpec, deploy, med, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
+import { benchSpec, deploy, med, nodeIdOf, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
 import { FLEET_FLAGS, hasFleetFlags, respawnWith, round } from "./lib.mjs";
 
 /** CPU ms a process used so far (Linux /proc; utime + stime in 10 ms ticks). */
@@ -82,7 +82,7 @@ async function splitTurnarounds(env, jobIds, group, since, until) {
     const reports = [];
     const pushes = [];
     for (let k = 0; k < group; k++) {
-      const node = `node-${String(g * group + k).padStart(6, "0")}`;
+      const node = nodeIdOf(g * group + k);
       const sent = env.timeline.reported.get(`${jobId}/${node}`);
       const got = env.timeline.received.get(`${jobId}/${node}`);
       const inAt = (arrived.get(node) ?? []).find((t) => sent !== undefined && t >= sent - 1);

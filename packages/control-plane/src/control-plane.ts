@@ -272,10 +272,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const nodes = rollouts.nodes;
     // A job written through this control plane's API is read from the change stream at once (by
     // the runtime, to start its deployment, and by placement), not at the next poll.
-    jobs.onChange(() => {
-      void rollouts.runtime.pollNow();
-      void nodes.placement.pollNow();
-    });
+    jobs.onChange(rollouts.readJobChangesNow);
     // Pushed after the bus and store closers, so it stops before them (and releases the lease).
     closers.push(() => rollouts.stop());
     grpcServer.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });

@@ -22,7 +22,7 @@
 import { createServer } from "node:http";
 import { monitorEventLoopDelay, PerformanceObserver, constants as perf } from "node:perf_hooks";
 import { JobService } from "@edgeplane/api";
-import { connectNatsBus } from "@edgeplane/bus";
+import { connectNatsBus, parseOutbound, subjects } from "@edgeplane/bus";
 import { createLogger, systemClock } from "@edgeplane/core";
 import {
   coalesceWrites,
@@ -61,19 +61,23 @@ const bus = await connectNatsBus({ servers: [env("NATS_URL")], name: `control-pl
 const trace = { events: [], pushes: [] };
 if (process.env.TRACE === "1") {
   const at = () => performance.timeOrigin + performance.now();
+  // A desired-state subject is `<before><node id><after>`.
+  const [before, after] = subjects.desired("\0").split("\0");
   const subscribe = bus.subscribe.bind(bus);
   const publish = bus.publish.bind(bus);
   bus.subscribe = (subject, handler, options) =>
     subscribe(
       subject,
       (m) => {
-        if (m.subject.endsWith(".out.event")) trace.events.push(m.subject.split(".")[2], at());
+        const out = parseOutbound(m.subject);
+        if (out?.kind === "event") trace.events.push(out.nodeId, at());
         handler(m);
       },
       options,
     );
   bus.publish = (subject, data) => {
-    if (subject.endsWith(".in.desired")) trace.pushes.push(subject.split(".")[2], at());
+    if (subject.startsWith(before) && subject.endsWith(after))
+      trace.pushes.push(subject.slice(before.length, subject.length - after.length), at());
     publish(subject, data);
   };
 }
@@ -104,10 +108,7 @@ const rollouts = await startDeploymentServices({
   logger: log.child("rollouts"),
 });
 // As `edgectl server` does: jobs written here are read from the change stream at once.
-jobs.onChange(() => {
-  void rollouts.runtime.pollNow();
-  void rollouts.nodes.placement.pollNow();
-});
+jobs.onChange(rollouts.readJobChangesNow);
 grpc.add(JobService, { ...createJobGrpcService(jobs), planJob: rollouts.planJob });
 registerJobRoutes(router, jobs);
 // Benchmarks read the counters of the rollout runtime and placement, and the event loop's delay

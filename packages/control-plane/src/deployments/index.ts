@@ -109,6 +109,12 @@ export interface DeploymentServices {
   readonly stores: DeploymentStores;
   /** The JobService.PlanJob handler (the dry run). */
   readonly planJob: ServiceImpl<typeof JobService>["planJob"];
+  /**
+   * Has the rollout runtime (to start a deployment) and placement read the job change stream now
+   * rather than at their next poll: call it after a job was written through this control plane's
+   * API (`JobsService.onChange`). The stream stays the one source of job changes.
+   */
+  readJobChangesNow(): void;
   /** Stops the rollouts (releasing the lease), then the node services. Leaves bus and stores open. */
   stop(): Promise<void>;
 }
@@ -217,5 +223,9 @@ export async function startDeploymentServices(
     await stop().catch(() => undefined);
     throw err;
   }
-  return { nodes, runtime, service, stores, planJob: createPlanJobHandler(service), stop };
+  const readJobChangesNow = () => {
+    void runtime.pollNow();
+    void nodes.placement.pollNow();
+  };
+  return { nodes, runtime, service, stores, planJob: createPlanJobHandler(service), readJobChangesNow, stop };
 }

@@ -156,6 +156,16 @@ function writeNodes(row: Row, entries: string[]): void {
     row.nodes.set(entries[i] as string, entries[i + 1] as string);
 }
 
+/** The versions map of one job (created empty when it has none). */
+function versionsOf(data: MemoryDeploymentData, jobId: string): Map<string, string> {
+  let m = data.versions.get(jobId);
+  if (m === undefined) {
+    m = new Map();
+    data.versions.set(jobId, m);
+  }
+  return m;
+}
+
 /**
  * For each node whose version of `jobId` is not `version`: remembers the current one as the
  * previous and sets `version`, assigned by `deploymentId`. Returns the nodes that changed.
@@ -167,11 +177,7 @@ function assignVersions(
   deploymentId: string,
   nodeIds: readonly string[],
 ): string[] {
-  let m = data.versions.get(jobId);
-  if (m === undefined) {
-    m = new Map();
-    data.versions.set(jobId, m);
-  }
+  const m = versionsOf(data, jobId);
   const changed: string[] = [];
   for (const node of nodeIds) {
     const cur = decodeNodeVersion(m.get(node) ?? "");
@@ -342,14 +348,6 @@ export function createMemoryDeploymentStore(options: MemoryDeploymentStoreOption
 /** Creates the memory {@link NodeVersionStore}. */
 export function createMemoryNodeVersionStore(options: MemoryDeploymentStoreOptions = {}): NodeVersionStore {
   const data = options.data ?? createMemoryDeploymentData();
-  const mapOf = (jobId: string) => {
-    let m = data.versions.get(jobId);
-    if (m === undefined) {
-      m = new Map();
-      data.versions.set(jobId, m);
-    }
-    return m;
-  };
   return {
     async assign(cmd) {
       checkVersionCommand(cmd);
@@ -362,7 +360,7 @@ export function createMemoryNodeVersionStore(options: MemoryDeploymentStoreOptio
       checkVersionCommand(cmd);
       checkNodeIds(cmd.nodeIds);
       checkFenceOf(data, cmd.fence);
-      const m = mapOf(cmd.jobId);
+      const m = versionsOf(data, cmd.jobId);
       const changed: string[] = [];
       for (const node of cmd.nodeIds) {
         const cur = decodeNodeVersion(m.get(node) ?? "");
