@@ -20,6 +20,9 @@
 //    Little's law, whatever one step costs (see docs/benchmarks.md). The control plane's share
 //    of each turnaround (from its trace) and the transport's are reported beside it, with the
 //    CPU per dispatched node (control plane, Redis) and the dispatch rate.
+//
+// CP_CPU_PROFILE=<file>: the control plane writes a CPU profile of the concurrent phase (from the
+// first submit to the last node dispatched) to <file>.
 
 import { readFileSync } from "node:fs";
 import { benchSpec, deploy, med, nodeIdOf, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
@@ -117,13 +120,14 @@ export async function run(args = []) {
     group: 10,
     startMs: 3000,
   });
+  const profile = process.env.CP_CPU_PROFILE;
   const env = await startEnvironment({
     ...opts,
     report: true,
     groupSize: opts.group,
     // The control plane notes when each execution event arrived and each desired state left, so
     // the turnaround splits into its own share and the transport's (see the figures below).
-    cpEnv: { TRACE: "1" },
+    cpEnv: { TRACE: "1", ...(profile ? { CPU_PROFILE: profile } : {}) },
   });
   try {
     // 1. Rolling vs immediate (a first immediate deployment warms everything up).
@@ -163,6 +167,7 @@ export async function run(args = []) {
     }
     const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
     const stats0 = (await env.api("GET", "/debug/stats?reset=1")).body;
+    if (profile) process.kill(env.cp.child.pid, "SIGUSR2");
     const groups = Math.min(opts.jobs, Math.floor(opts.nodes / opts.group));
     const jobIds = new Array(groups);
     const submitStarted = performance.now();
@@ -210,6 +215,7 @@ export async function run(args = []) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const allDispatchedMs = performance.now() - submitStarted;
+    if (profile) process.kill(env.cp.child.pid, "SIGUSR2");
     const cpu = { cp: cpuMs(env.cp.child.pid) - cpu0.cp, redis: cpuMs(env.redis.pid) - cpu0.redis };
     const cpStats = (await env.api("GET", "/debug/stats")).body;
     // Every deployment ends succeeded.

@@ -340,12 +340,19 @@ function checkRules(spec: ParsedSpec, syntax: SelectorSyntax): ErrorDetail[] {
   return out;
 }
 
+/** An object's own keys in sorted order; sorted only when they are not already (no sort's scratch arrays). */
+function sortedKeys(value: object): string[] {
+  const keys = Object.keys(value);
+  for (let i = 1; i < keys.length; i++) if ((keys[i - 1] as string) > (keys[i] as string)) return keys.sort();
+  return keys;
+}
+
 /** Returns a copy of a JSON value with object keys sorted at every level (the canonical form). */
 export function canonicalize<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => canonicalize(v)) as T;
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) {
+    for (const key of sortedKeys(value)) {
       const v = (value as Record<string, unknown>)[key];
       if (v === undefined) continue;
       // A "__proto__" member (JSON.parse makes an own one) stays a member, not the prototype.

@@ -11,6 +11,7 @@ import {
   defaultMaxScan,
   effectiveStates,
   effectiveTypes,
+  isCanonical,
   specDigest,
 } from "./semantics.js";
 
@@ -82,6 +83,73 @@ describe("canonicalJson and specDigest", () => {
       o: {},
     };
     expect(specDigest("pipeline", { tier: "edge", a: "1" }, spec)).toBe("4heMm0PHhFAD");
+  });
+
+  it("take the spec's own JSON for the digest only when it is canonical", () => {
+    const sorted = { a: 1, b: { c: [1, { d: 2, e: null }] } };
+    expect(isCanonical(sorted)).toBe(true);
+    expect(specDigest("pipeline", {}, sorted, JSON.stringify(sorted))).toBe(
+      specDigest("pipeline", {}, sorted),
+    );
+    const unsorted = { b: 1, a: 2 };
+    expect(isCanonical(unsorted)).toBe(false);
+    expect(specDigest("pipeline", {}, unsorted, JSON.stringify(unsorted))).toBe(
+      specDigest("pipeline", {}, { a: 2, b: 1 }),
+    );
+    // Integer-like keys: JSON.stringify writes "2" before "10", the canonical order is "10", "2".
+    expect(isCanonical({ 10: 1, 2: 1 })).toBe(false);
+    expect(canonicalJson({ 2: "x", 10: "y" })).toBe('{"10":"y","2":"x"}');
+    // Not plain JSON data: never the JSON.stringify shortcut.
+    expect(isCanonical({ a: undefined })).toBe(false);
+    expect(isCanonical([undefined])).toBe(false);
+    expect(isCanonical({ a: new Date(0) })).toBe(false);
+    expect(isCanonical({ a: () => 1 })).toBe(false);
+    expect(canonicalJson({ a: new Date(0), b: undefined })).toBe('{"a":{}}');
+  });
+
+  it("write every value as the sorted-keys JSON, whichever way they take", () => {
+    // The reference: sort every object's keys, then JSON.stringify.
+    const sortDeep = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(sortDeep)
+        : v !== null && typeof v === "object"
+          ? Object.fromEntries(
+              Object.keys(v)
+                .sort()
+                .map((k) => [k, sortDeep((v as Record<string, unknown>)[k])]),
+            )
+          : v;
+    const reference = (v: unknown): string => {
+      // Object.fromEntries would re-order integer-like keys; write objects by hand.
+      const s = sortDeep(v);
+      const write = (x: unknown): string =>
+        Array.isArray(x)
+          ? `[${x.map(write).join(",")}]`
+          : x !== null && typeof x === "object"
+            ? `{${Object.keys(x)
+                .sort()
+                .map((k) => `${JSON.stringify(k)}:${write((x as Record<string, unknown>)[k])}`)
+                .join(",")}}`
+            : (JSON.stringify(x) ?? "null");
+      return write(s);
+    };
+    const key = fc.oneof(fc.string(), fc.constantFrom("0", "1", "10", "2", "__proto__", "a", "b"));
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: "small" },
+        fc.jsonValue({ maxDepth: 1 }),
+        fc.array(tie("node"), { maxLength: 4 }),
+        fc.dictionary(key, tie("node"), { maxKeys: 5 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (v) => {
+        const json = canonicalJson(v);
+        expect(json).toBe(reference(v));
+        // Its parse is canonical too (unless integer-like keys order differently) and writes the same.
+        expect(canonicalJson(JSON.parse(json))).toBe(json);
+      }),
+    );
   });
 
   it("round-trip through JSON.parse to the same value", () => {

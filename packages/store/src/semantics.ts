@@ -62,11 +62,45 @@ export function defaultMaxScan(limit: number): number {
 }
 
 /**
+ * Whether `JSON.stringify(value)` already is the canonical JSON of `value`: plain JSON data (no
+ * `undefined`, functions or class instances) whose object keys come in sorted order at every
+ * depth, as `validateJobSpec` returns a spec. Walks the value without allocating.
+ */
+export function isCanonical(value: unknown): boolean {
+  if (value === null) return true;
+  const type = typeof value;
+  if (type === "string" || type === "number" || type === "boolean") return true;
+  if (type !== "object") return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isCanonical(value[i])) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const object = value as Record<string, unknown>;
+  let previous: string | undefined;
+  // for-in enumerates keys in the order JSON.stringify writes them (integer-like keys first).
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) return false;
+    if (previous !== undefined && !(previous < key)) return false;
+    const v = object[key];
+    if (v === undefined || !isCanonical(v)) return false;
+    previous = key;
+  }
+  return true;
+}
+
+/**
  * JSON with object keys sorted at every depth (arrays keep their order): two specs are "the
  * same" exactly when their canonical strings are equal, whatever key order the caller used.
- * `undefined` members are dropped, as `JSON.stringify` does.
+ * `undefined` members are dropped, as `JSON.stringify` does. A value that is canonical already
+ * (see {@link isCanonical}) is written by `JSON.stringify` at once.
  */
 export function canonicalJson(value: unknown): string {
+  return isCanonical(value) ? JSON.stringify(value) : sortedJson(value);
+}
+
+function sortedJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
   // Loops rather than map/filter/join: this runs on every submitted spec (specDigest).
   if (Array.isArray(value)) {
@@ -74,7 +108,7 @@ export function canonicalJson(value: unknown): string {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];
       if (i > 0) out += ",";
-      out += v === undefined ? "null" : canonicalJson(v);
+      out += v === undefined ? "null" : sortedJson(v);
     }
     return `${out}]`;
   }
@@ -85,7 +119,7 @@ export function canonicalJson(value: unknown): string {
     const v = object[k];
     if (v === undefined) continue;
     if (out.length > 1) out += ",";
-    out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
+    out += `${JSON.stringify(k)}:${sortedJson(v)}`;
   }
   return `${out}}`;
 }
@@ -99,8 +133,11 @@ export function specDigest(
   type: JobType,
   labels: Readonly<Record<string, string>>,
   spec: JsonObject,
+  specJson?: string,
 ): string {
-  const canonical = canonicalJson({ l: labels, s: spec, t: type });
+  // canonicalJson({ l, s, t }), with the spec's own JSON when the caller has it and it is canonical.
+  const s = specJson !== undefined && isCanonical(spec) ? specJson : canonicalJson(spec);
+  const canonical = `{"l":${canonicalJson(labels)},"s":${s},"t":${JSON.stringify(type)}}`;
   return createHash("sha256").update(canonical).digest("base64url").slice(0, 12);
 }
 

@@ -112,6 +112,7 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
 
   async function putJob(cmd: PutJobCommand): Promise<PutJobResult> {
     checkPutCommand(cmd);
+    const specJson = JSON.stringify(cmd.spec);
     const reply = await run(
       "putJob",
       [
@@ -131,9 +132,9 @@ export function createRedisJobStore(options: RedisJobStoreOptions): RedisJobStor
         cmd.newId,
         cmd.now,
         // Compressed here: the script stores the spec as an opaque string (see spec-codec.ts).
-        encodeSpec(JSON.stringify(cmd.spec)),
+        encodeSpec(specJson),
         JSON.stringify(labelsSlot(cmd.labels, cmd.spec)),
-        specDigest(cmd.type, cmd.labels, cmd.spec),
+        specDigest(cmd.type, cmd.labels, cmd.spec, specJson),
         cmd.expectedVersion ?? "",
         cmd.expectedRevision ?? "",
         cmd.kind ?? "submit",
