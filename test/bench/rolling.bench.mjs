@@ -22,11 +22,19 @@
 //    CPU per dispatched node (control plane, Redis) and the dispatch rate.
 //
 // CP_CPU_PROFILE=<file>: the control plane writes a CPU profile of the concurrent phase (from the
-// first submit to the last node dispatched) to <file>.
+// first submit to the last node dispatched) to <file>. CP_NODE_ARGS="--flag ...": node flags for
+// the control plane process (experiments with V8's GC, for example; the figures in
+// docs/benchmarks.md are without).
 
 import { readFileSync } from "node:fs";
 import { benchSpec, deploy, med, nodeIdOf, parseArgs, pool, startEnvironment } from "./fanout.bench.mjs";
 import { FLEET_FLAGS, hasFleetFlags, respawnWith, round } from "./lib.mjs";
+
+/** System calls a process made so far that read or write (Linux /proc/<pid>/io: syscr, syscw). */
+function syscalls(pid) {
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  return { read: Number(/syscr: (\d+)/.exec(io)?.[1]), write: Number(/syscw: (\d+)/.exec(io)?.[1]) };
+}
 
 /** CPU ms a process used so far (Linux /proc; utime + stime in 10 ms ticks). */
 function cpuMs(pid) {
@@ -128,6 +136,7 @@ export async function run(args = []) {
     // The control plane notes when each execution event arrived and each desired state left, so
     // the turnaround splits into its own share and the transport's (see the figures below).
     cpEnv: { TRACE: "1", ...(profile ? { CPU_PROFILE: profile } : {}) },
+    nodeArgs: process.env.CP_NODE_ARGS ? process.env.CP_NODE_ARGS.split(" ") : [],
   });
   try {
     // 1. Rolling vs immediate (a first immediate deployment warms everything up).
@@ -166,6 +175,7 @@ export async function run(args = []) {
       }
     }
     const cpu0 = { cp: cpuMs(env.cp.child.pid), redis: cpuMs(env.redis.pid) };
+    const io0 = syscalls(env.cp.child.pid);
     const stats0 = (await env.api("GET", "/debug/stats?reset=1")).body;
     if (profile) process.kill(env.cp.child.pid, "SIGUSR2");
     const groups = Math.min(opts.jobs, Math.floor(opts.nodes / opts.group));
@@ -217,6 +227,7 @@ export async function run(args = []) {
     const allDispatchedMs = performance.now() - submitStarted;
     if (profile) process.kill(env.cp.child.pid, "SIGUSR2");
     const cpu = { cp: cpuMs(env.cp.child.pid) - cpu0.cp, redis: cpuMs(env.redis.pid) - cpu0.redis };
+    const io1 = syscalls(env.cp.child.pid);
     const cpStats = (await env.api("GET", "/debug/stats")).body;
     // Every deployment ends succeeded.
     let succeeded = 0;
@@ -317,6 +328,11 @@ export async function run(args = []) {
         per_node: perNode(stats0, cpStats, expected),
         control_plane_cpu_us_per_node: round((cpu.cp * 1000) / expected, 0),
         redis_cpu_us_per_node: round((cpu.redis * 1000) / expected, 0),
+        // Socket reads and writes (all of them: Redis, NATS, the benchmark's API polls).
+        control_plane_syscalls_per_node: {
+          read: round((io1.read - io0.read) / expected, 1),
+          write: round((io1.write - io0.write) / expected, 1),
+        },
       },
       node: process.version,
     };
