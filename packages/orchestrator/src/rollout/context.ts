@@ -4,6 +4,7 @@
  * move the deployment, assign nodes). Internal to the planner; nothing here escapes a call.
  */
 import { formatDuration } from "@edgeplane/core";
+import { plural } from "./plural.js";
 import type { RolloutSettings } from "./settings.js";
 import { rolloutSettings } from "./settings.js";
 import { type DeploymentState, isTerminalDeployment, type NodeRolloutState } from "./states.js";
@@ -261,7 +262,7 @@ export function assign(ctx: PlanContext, positions: readonly number[]): void {
     emit(
       ctx,
       "dispatched",
-      `${what}: version ${d.jobVersion} to ${ids.length} node${ids.length === 1 ? "" : "s"}${deadline}`,
+      `${what}: version ${d.jobVersion} to ${plural(ids.length, "node")}${deadline}`,
       ids,
       {
         wave: String(wave),

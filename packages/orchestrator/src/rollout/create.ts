@@ -3,6 +3,7 @@
  * node's wave and the settings in force, so every later sync (by any leader) plans the same way.
  */
 import type { JobSpec } from "@edgeplane/core";
+import { plural } from "./plural.js";
 import { countersOf } from "./summary.js";
 import type { DeploymentRecord, NodeRollout, RolloutSpec } from "./types.js";
 import { rolloutOrder, wavesOf } from "./waves.js";
@@ -77,7 +78,7 @@ export function createDeployment(options: CreateDeploymentOptions): DeploymentRe
     promoted: false,
     createdAt: now,
     updatedAt: now,
-    message: `created: ${what} to ${order.length} node${order.length === 1 ? "" : "s"} (${rollout.strategy})`,
+    message: `created: ${what} to ${plural(order.length, "node")} (${rollout.strategy})`,
     progress: 0,
     counters,
     nextSteps: ["cancel"],

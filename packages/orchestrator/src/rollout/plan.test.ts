@@ -302,6 +302,15 @@ describe("canary", () => {
     expect(drv.sync(10 * 24 * 60 * M).changed).toBe(false);
   });
 
+  it("counts in words a person reads: 1 node in 1 wave", () => {
+    const drv = new Driver(makeDeployment(canarySpec(), ids(3)), { stable });
+    drv.sync(0);
+    const p = makeDone(drv, drv.record.canaries, 10 * S);
+    expect(p.events.at(-1)?.reason).toBe(
+      "all 2 canaries done (healthy for 30s); promote to continue with 1 node in 1 wave of up to 3, or roll back",
+    );
+  });
+
   it("promote is refused unless awaiting_promotion, then continues as rolling", () => {
     const drv = new Driver(makeDeployment(canarySpec(), ids(10)), { stable });
     drv.sync(0);

@@ -18,6 +18,7 @@ import type { JobSpec } from "@edgeplane/core";
 import type { JobRecord } from "@edgeplane/store";
 import { createDeployment } from "../rollout/create.js";
 import { plan } from "../rollout/plan.js";
+import { plural } from "../rollout/plural.js";
 import { isActiveDeployment, isTerminalDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
 import { abandon } from "./applier.js";
@@ -43,10 +44,6 @@ export function endReason(job: JobRecord | undefined): string {
   if (job === undefined) return "the job no longer exists";
   if (job.state === "deleted") return `job ${job.id} was deleted`;
   return `job ${job.id} is ${job.state}${job.stateMessage ? `: ${job.stateMessage}` : ""}`;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** Syncs one job (see the module header). `selectors` is the runtime's cache of placed jobs. */

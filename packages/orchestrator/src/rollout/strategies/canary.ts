@@ -11,6 +11,7 @@
 
 import { formatDuration } from "@edgeplane/core";
 import { emit, setState, targetPositions } from "../context.js";
+import { plural } from "../plural.js";
 import { dispatchWindow, type StrategyFn } from "./rolling.js";
 
 /** The canary strategy. */
@@ -32,7 +33,7 @@ export const canary: StrategyFn = (ctx) => {
       emit(
         ctx,
         "awaiting_promotion",
-        `all ${d.canaries.length} canaries done (${healthy}); promote to continue with ${remaining} nodes in ${waves} waves of up to ${settings.waveSize}, or roll back`,
+        `all ${plural(d.canaries.length, "canary", "canaries")} done (${healthy}); promote to continue with ${plural(remaining, "node")} in ${plural(waves, "wave")} of up to ${settings.waveSize}, or roll back`,
         d.canaries,
         { canaries: String(d.canaries.length), remaining: String(remaining) },
       );
@@ -42,7 +43,7 @@ export const canary: StrategyFn = (ctx) => {
     emit(
       ctx,
       "promoted",
-      `auto_promote: all ${d.canaries.length} canaries done (${healthy}); continuing with ${remaining} nodes in ${waves} waves of up to ${settings.waveSize}`,
+      `auto_promote: all ${plural(d.canaries.length, "canary", "canaries")} done (${healthy}); continuing with ${plural(remaining, "node")} in ${plural(waves, "wave")} of up to ${settings.waveSize}`,
       d.canaries,
       { by: "auto_promote" },
     );
