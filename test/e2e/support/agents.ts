@@ -35,6 +35,14 @@ export class RealFleet {
   readonly agents = new Map<string, Agent>();
   /** Execution id → times the executor started it. */
   readonly starts = new Map<string, number>();
+  /** Every start: which node, which execution of which job version, which attempt. */
+  readonly runs: Array<{
+    node: string;
+    executionId: string;
+    jobId: string;
+    version: number;
+    attempt: number;
+  }> = [];
   readonly #dirs = new Map<string, string>();
   readonly #natsUrl: string;
   readonly #labels: Record<string, string>;
@@ -52,6 +60,13 @@ export class RealFleet {
       types: pipeline.types,
       start: (assignment, ctx) => {
         this.starts.set(assignment.executionId, (this.starts.get(assignment.executionId) ?? 0) + 1);
+        this.runs.push({
+          node: ctx.nodeId,
+          executionId: assignment.executionId,
+          jobId: assignment.jobId,
+          version: assignment.jobVersion,
+          attempt: ctx.attempt,
+        });
         return pipeline.start(assignment, ctx);
       },
     };

@@ -1,0 +1,238 @@
+/**
+ * Chaos soak (`npm run test:faults`): rolling deployments across 12 real agents while, in each
+ * round, one process is killed mid-rollout: the control plane (`kill -9`, then a new one),
+ * redis-server (`kill -9`, then a restart on its AOF), nats-server (`kill -9`, then a restart),
+ * an agent (stopped with no grace, then restarted from its data dir), or all three servers at
+ * once (a host's reboot, as far as the control plane can tell). After every round:
+ *
+ * - the round's version is stored (every acknowledged submit is readable, the version history
+ *   complete), its deployment ended `succeeded`, and every agent runs it;
+ * - nothing ran twice: each node got exactly one execution of each version, and an execution was
+ *   started again only on an agent that was itself restarted (it resumes what it ran);
+ * - every node appears in exactly one `dispatched` event of the deployment.
+ *
+ * `CHAOS_ROUNDS` (default 10) sets the number of rounds; the faults cycle in the order above.
+ * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
+ */
+import { type NatsServer, type RedisServer, startNats, startRedis, waitFor } from "@edgeplane/testkit";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { pipelineConfig, RealFleet } from "../e2e/support/agents.js";
+import { api, type ControlPlaneProcess, startControlPlaneProcess } from "../e2e/support/process.js";
+
+type Json = Record<string, unknown>;
+interface DeploymentJson {
+  id: string;
+  state: string;
+  job_version: number;
+  message?: string;
+  counters: { targets: number; updated: number; healthy: number; failed: number };
+  events: Array<{ kind: string; nodes: string[]; reason: string }>;
+}
+
+const NODES = Array.from({ length: 12 }, (_, i) => `chaos-${String(i + 1).padStart(2, "0")}`);
+const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 10);
+const FAULTS = ["control-plane", "redis", "nats", "agent", "everything"] as const;
+type Fault = (typeof FAULTS)[number];
+const PREFIX = "ep:";
+
+let nats: NatsServer;
+let redis: RedisServer;
+let fleet: RealFleet;
+let cp: ControlPlaneProcess | undefined;
+const dead: ControlPlaneProcess[] = [];
+
+beforeAll(async () => {
+  [nats, redis] = await Promise.all([startNats({ jetstream: false }), startRedis()]);
+  fleet = new RealFleet(nats.url, { site: "chaos" });
+  await fleet.start(NODES);
+}, 60_000);
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === "fail") {
+    for (const p of [...dead, ...(cp ? [cp] : [])])
+      process.stderr.write(`--- control plane ${p.pid} ---\n${p.output().slice(-20_000)}\n`);
+    process.stderr.write(`--- redis ---\n${redis.logs(30)}\n--- nats ---\n${nats.logs(30)}\n`);
+  }
+});
+
+afterAll(async () => {
+  if (cp !== undefined) {
+    cp.signal("SIGKILL");
+    await cp.exited();
+  }
+  await fleet?.close();
+  await redis?.stop();
+  await nats?.stop();
+});
+
+async function startCp(): Promise<ControlPlaneProcess> {
+  return startControlPlaneProcess({ redisUrl: redis.url, natsUrl: nats.url, prefix: PREFIX });
+}
+
+function current(): ControlPlaneProcess {
+  if (cp === undefined) throw new Error("no control plane");
+  return cp;
+}
+
+function spec(version: number): Json {
+  return {
+    name: "soak",
+    type: "pipeline",
+    description: `version ${version}`,
+    config: pipelineConfig(false, `v${version}`),
+    selector: { match_labels: { site: "chaos" } },
+    deployment: {
+      strategy: "rolling",
+      max_parallel: 3,
+      health_check: { deadline: "90s", min_healthy_time: "1s" },
+    },
+  };
+}
+
+/** GET through the current control plane; undefined while it cannot answer (a fault is on). */
+async function tryGet(path: string): Promise<Json | undefined> {
+  try {
+    const res = await api(current().httpUrl, "GET", path);
+    return res.status === 200 ? res.body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function deploymentOf(jobId: string, version: number): Promise<DeploymentJson> {
+  return waitFor(
+    async () =>
+      ((await tryGet(`/api/v1/deployments?job_id=${jobId}`))?.items as DeploymentJson[] | undefined)?.find(
+        (d) => d.job_version === version,
+      ),
+    { timeoutMs: 30_000, message: `the deployment of version ${version}` },
+  );
+}
+
+async function deployment(id: string): Promise<DeploymentJson | undefined> {
+  return (await tryGet(`/api/v1/deployments/${id}`))?.deployment as DeploymentJson | undefined;
+}
+
+async function killControlPlane(): Promise<void> {
+  const old = current();
+  old.signal("SIGKILL");
+  await old.exited();
+  dead.push(old);
+}
+
+/** `kill -9` of a server, a pause, and a restart on the same port and data dir (a new pid). */
+async function bounce(server: NatsServer | RedisServer): Promise<void> {
+  const pid = server.pid;
+  await server.kill("SIGKILL");
+  await new Promise((r) => setTimeout(r, 700));
+  await server.restart();
+  expect(server.pid).not.toBe(pid);
+}
+
+/** Kills one process mid-rollout and brings it back. Returns the agent restarted, if any. */
+async function inject(fault: Fault, round: number): Promise<string | undefined> {
+  switch (fault) {
+    case "control-plane":
+      await killControlPlane();
+      cp = await startCp();
+      return undefined;
+    case "redis":
+      await bounce(redis);
+      return undefined;
+    case "nats":
+      await bounce(nats);
+      return undefined;
+    case "everything":
+      await killControlPlane();
+      await Promise.all([bounce(redis), bounce(nats)]);
+      cp = await startCp();
+      return undefined;
+    case "agent": {
+      const id = NODES[(round * 5) % NODES.length] as string;
+      await fleet.stopOne(id);
+      await new Promise((r) => setTimeout(r, 1000));
+      await fleet.startOne(id);
+      return id;
+    }
+  }
+}
+
+describe("chaos: kill -9 of any process during rollouts", () => {
+  it(`${ROUNDS} rollouts, each with a process killed mid-way: nothing lost, nothing run twice`, async () => {
+    cp = await startCp();
+    await waitFor(
+      async () =>
+        ((await tryGet("/api/v1/nodes?selector=site%3Dchaos&states=ready&limit=100"))?.items as unknown[])
+          ?.length === NODES.length,
+      { timeoutMs: 30_000, message: "every agent to be ready" },
+    );
+    let jobId = "";
+    const restarted = new Set<string>();
+    for (let round = 0; round < ROUNDS; round++) {
+      const version = round + 1;
+      const fault = FAULTS[round % FAULTS.length] as Fault;
+      const res = await api(current().httpUrl, "POST", "/api/v1/jobs", spec(version));
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+      jobId = (res.body.job as { id: string }).id;
+      expect((res.body.job as { status: { version: number } }).status.version).toBe(version);
+
+      // Mid-rollout: the first wave is out, some nodes are still to come.
+      const d = await deploymentOf(jobId, version);
+      if (version > 1) {
+        const mid = await waitFor(
+          async () => {
+            const now = await deployment(d.id);
+            return now !== undefined && now.counters.updated >= 3 && now.state === "running"
+              ? now
+              : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 20, message: `round ${round}: the first wave of v${version}` },
+        );
+        // The fault lands mid-way: nodes are still to be updated.
+        expect(mid.counters.healthy, `round ${round}: healthy when the fault hit`).toBeLessThan(NODES.length);
+      }
+      const agent = await inject(fault, round);
+      if (agent !== undefined) restarted.add(agent);
+
+      const done = await waitFor(
+        async () => {
+          const now = await deployment(d.id);
+          return now !== undefined && (now.state === "succeeded" || now.state === "failed") ? now : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 200, message: `round ${round} (${fault}): v${version} to end` },
+      );
+      expect(done.state, `round ${round} (${fault}): ${done.message ?? ""}`).toBe("succeeded");
+      expect(done.counters).toMatchObject({ targets: NODES.length, healthy: NODES.length, failed: 0 });
+      const dispatched = done.events.filter((e) => e.kind === "dispatched").flatMap((e) => e.nodes);
+      expect(dispatched.sort(), `round ${round}: each node dispatched once`).toEqual([...NODES].sort());
+      await waitFor(() => fleet.allRun(jobId, version), {
+        timeoutMs: 30_000,
+        message: `round ${round}: every agent to run v${version}`,
+      });
+
+      // Every acknowledged version is stored, in order.
+      const job = (await tryGet(`/api/v1/jobs/${jobId}`))?.job as { status: { version: number } } | undefined;
+      expect(job?.status.version).toBe(version);
+      const versions = (await tryGet(`/api/v1/jobs/${jobId}/versions?limit=100`))?.items as
+        | Array<{ version: number }>
+        | undefined;
+      expect(versions?.map((v) => v.version).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: version }, (_, i) => i + 1),
+      );
+
+      // Nothing ran twice: one execution per node and version; an execution started again only
+      // on an agent that was restarted.
+      const byNodeVersion = new Map<string, Set<string>>();
+      for (const r of fleet.runs.filter((x) => x.jobId === jobId)) {
+        const key = `${r.node}@${r.version}`;
+        const ids = byNodeVersion.get(key) ?? new Set<string>();
+        ids.add(r.executionId);
+        byNodeVersion.set(key, ids);
+        if (r.attempt > 1)
+          expect(restarted.has(r.node), `${r.node} started ${r.executionId} again`).toBe(true);
+      }
+      for (const [key, ids] of byNodeVersion) expect(ids.size, `${key}: executions ${[...ids]}`).toBe(1);
+      expect(byNodeVersion.size).toBe(NODES.length * version);
+    }
+  });
+});
