@@ -11,6 +11,13 @@
  *   started again only on an agent that was itself restarted (it resumes what it ran);
  * - every node appears in exactly one `dispatched` event of the deployment.
  *
+ * A second test submits job versions from four writers through the API while the control plane
+ * and redis-server are killed again and again (also the control plane while Redis is paused, so
+ * that scripts it sent run after it died and their retries meet them applied): each writer retries a failed submit with the same
+ * `Idempotency-Key` (and `expected_version`, so a retry of a submit that was applied but not
+ * answered only succeeds through its key), and every acknowledged submit must be stored exactly
+ * once (no version lost, none made twice by a retry).
+ *
  * `CHAOS_ROUNDS` (default 10) sets the number of rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
@@ -233,6 +240,98 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       }
       for (const [key, ids] of byNodeVersion) expect(ids.size, `${key}: executions ${[...ids]}`).toBe(1);
       expect(byNodeVersion.size).toBe(NODES.length * version);
+    }
+  });
+
+  it("submits retried through kills of the control plane and Redis: each acknowledged once, none lost", async () => {
+    cp ??= await startCp();
+    const writers = ["w1", "w2", "w3", "w4"];
+    let chaos = true;
+    /** Per writer: the version each acknowledged submit answered, in order. */
+    const acked = new Map<string, number[]>(writers.map((w) => [w, []]));
+    let retries = 0;
+
+    /** POST until acknowledged: a refused connection, a timeout or a 5xx is retried, same key. */
+    async function submit(name: string, k: number): Promise<number> {
+      // No node matches: this test is about the API's writes, not about rollouts.
+      const body = { ...spec(k), name, selector: { match_labels: { site: "nowhere" } } };
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        try {
+          // Check-and-set on the version before: a retry of a submit that was applied but not
+          // answered fails with 409 unless its Idempotency-Key answers the first outcome.
+          const cas = k > 1 ? `?expected_version=${k - 1}` : "";
+          const res = await fetch(`${current().httpUrl}/api/v1/jobs${cas}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "idempotency-key": `${name}-${k}` },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(5_000),
+          });
+          const json = (await res.json()) as { job?: { status: { version: number } } };
+          if (res.status < 300 && json.job !== undefined) return json.job.status.version;
+          if (res.status < 500)
+            throw new Error(`submit ${name} #${k}: ${res.status} ${JSON.stringify(json)}`);
+        } catch (err) {
+          if (err instanceof Error && err.message.startsWith(`submit ${name}`)) throw err;
+        }
+        retries++;
+        if (Date.now() > deadline) throw new Error(`submit ${name} #${k} was never acknowledged`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+
+    const writing = writers.map(async (name) => {
+      for (let k = 1; chaos || k <= 5; k++) {
+        const version = await submit(name, k);
+        acked.get(name)?.push(version);
+        if (!chaos && k >= 5) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 800));
+      if (i % 3 === 0) {
+        await killControlPlane();
+        cp = await startCp();
+      } else if (i % 3 === 1) await bounce(redis);
+      else {
+        // The control plane dies with its scripts sent but not yet run: Redis (paused) runs them
+        // when it resumes, after their caller is gone, so the retries find them applied.
+        await redis.pause();
+        await new Promise((r) => setTimeout(r, 300));
+        await killControlPlane();
+        await redis.resume();
+        cp = await startCp();
+      }
+    }
+    chaos = false;
+    await Promise.all(writing);
+    expect(retries, "the faults made some submits fail and be retried").toBeGreaterThan(0);
+
+    for (const name of writers) {
+      const versions = acked.get(name) ?? [];
+      // Each acknowledged submit made the next version: 1, 2, 3, ... with no gap and no repeat.
+      expect(versions, name).toEqual(Array.from({ length: versions.length }, (_, i) => i + 1));
+      const job = await waitFor(
+        async () =>
+          (
+            (await tryGet(`/api/v1/jobs?namespace=default&limit=100`))?.items as
+              | Array<{ id: string; spec: { name: string }; status: { version: number } }>
+              | undefined
+          )?.find((j) => j.spec.name === name),
+        { message: `job ${name}` },
+      );
+      expect(job.status.version, name).toBe(versions.length);
+      const stored = (await tryGet(`/api/v1/jobs/${job.id}/versions?limit=1000`))?.items as Array<{
+        version: number;
+        spec: { description: string };
+      }>;
+      // Version k carries submit k's spec: a retry never made a version of its own. (The store
+      // keeps a job's last 50 versions.)
+      expect(
+        stored.map((v) => [v.version, v.spec.description]).sort((a, b) => Number(a[0]) - Number(b[0])),
+        name,
+      ).toEqual(versions.slice(-50).map((v) => [v, `version ${v}`]));
     }
   });
 });
