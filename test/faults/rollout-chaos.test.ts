@@ -16,7 +16,9 @@
  * that scripts it sent run after it died and their retries meet them applied): each writer retries a failed submit with the same
  * `Idempotency-Key` (and `expected_version`, so a retry of a submit that was applied but not
  * answered only succeeds through its key), and every acknowledged submit must be stored exactly
- * once (no version lost, none made twice by a retry).
+ * once (no version lost, none made twice by a retry). A third rolls out bad versions (a mapping
+ * that fails every message) and kills the control plane as the deployment halts, or Redis while
+ * it runs: each is rolled back exactly once, to a version carrying the good spec.
  *
  * `CHAOS_ROUNDS` (default 10) sets the number of rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
@@ -164,15 +166,20 @@ async function inject(fault: Fault, round: number): Promise<string | undefined> 
   }
 }
 
+/** A control plane (started unless one runs) that knows every agent as ready. */
+async function ready(): Promise<void> {
+  cp ??= await startCp();
+  await waitFor(
+    async () =>
+      ((await tryGet("/api/v1/nodes?selector=site%3Dchaos&states=ready&limit=100"))?.items as unknown[])
+        ?.length === NODES.length,
+    { timeoutMs: 30_000, message: "every agent to be ready" },
+  );
+}
+
 describe("chaos: kill -9 of any process during rollouts", () => {
   it(`${ROUNDS} rollouts, each with a process killed mid-way: nothing lost, nothing run twice`, async () => {
-    cp = await startCp();
-    await waitFor(
-      async () =>
-        ((await tryGet("/api/v1/nodes?selector=site%3Dchaos&states=ready&limit=100"))?.items as unknown[])
-          ?.length === NODES.length,
-      { timeoutMs: 30_000, message: "every agent to be ready" },
-    );
+    await ready();
     let jobId = "";
     const restarted = new Set<string>();
     for (let round = 0; round < ROUNDS; round++) {
@@ -244,7 +251,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
   });
 
   it("submits retried through kills of the control plane and Redis: each acknowledged once, none lost", async () => {
-    cp ??= await startCp();
+    await ready();
     const writers = ["w1", "w2", "w3", "w4"];
     let chaos = true;
     /** Per writer: the version each acknowledged submit answered, in order. */
@@ -333,5 +340,91 @@ describe("chaos: kill -9 of any process during rollouts", () => {
         name,
       ).toEqual(versions.slice(-50).map((v) => [v, `version ${v}`]));
     }
+  });
+
+  it("a bad version rolls back exactly once while the control plane or Redis is killed mid-way", async () => {
+    await ready();
+    const base = {
+      name: "rb",
+      type: "pipeline",
+      selector: { match_labels: { site: "chaos" } },
+    };
+    const good = { ...base, description: "good", config: pipelineConfig(false, "good") };
+    const first = await api(current().httpUrl, "POST", "/api/v1/jobs", {
+      ...good,
+      deployment: { strategy: "immediate" },
+    });
+    expect(first.status, JSON.stringify(first.body)).toBeLessThan(300);
+    const jobId = (first.body.job as { id: string }).id;
+    const d1 = await deploymentOf(jobId, 1);
+    await waitFor(async () => (await deployment(d1.id))?.state === "succeeded", {
+      timeoutMs: 60_000,
+      message: "v1 to succeed",
+    });
+    let version = 1;
+    for (let round = 0; round < 4; round++) {
+      const bad = {
+        ...base,
+        description: `bad ${round}`,
+        config: pipelineConfig(true, `bad-${round}`),
+        deployment: {
+          strategy: "rolling",
+          max_parallel: 3,
+          max_failed_nodes: 0,
+          // A node of the bad version fails when its deadline passes without it being healthy.
+          health_check: { deadline: "4s", min_healthy_time: "1s" },
+        },
+      };
+      const res = await api(current().httpUrl, "POST", "/api/v1/jobs", bad);
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+      const badVersion = (res.body.job as { status: { version: number } }).status.version;
+      expect(badVersion).toBe(version + 1);
+      const d = await deploymentOf(jobId, badVersion);
+      // Kill when the deployment halts (the rollback is being written), or while it runs.
+      await waitFor(
+        async () => {
+          const now = await deployment(d.id);
+          return round % 2 === 0
+            ? now?.state === "failed" || now?.state === "rolling_back"
+            : now !== undefined && now.counters.updated >= 1;
+        },
+        { timeoutMs: 30_000, intervalMs: 10, message: `round ${round}: the bad version to be out` },
+      );
+      if (round % 2 === 0) {
+        await killControlPlane();
+        cp = await startCp();
+      } else await bounce(redis);
+
+      const ended = await waitFor(
+        async () => {
+          const now = await deployment(d.id);
+          return now?.state === "rolled_back" ? now : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${badVersion} to be rolled back` },
+      );
+      expect(ended.state).toBe("rolled_back");
+      // Exactly one rollback version, carrying the good spec; nothing after it.
+      const versions = (await tryGet(`/api/v1/jobs/${jobId}/versions?limit=100`))?.items as Array<{
+        version: number;
+        kind: string;
+        rollback_to_version?: number;
+        spec: { description: string };
+      }>;
+      const after = versions.filter((v) => v.version > badVersion);
+      expect(
+        after.map((v) => [v.kind, v.spec.description]),
+        `round ${round}`,
+      ).toEqual([["rollback", "good"]]);
+      version = badVersion + 1;
+      await waitFor(() => fleet.allRun(jobId, version), {
+        timeoutMs: 30_000,
+        message: `round ${round}: every agent to run the rollback version ${version}`,
+      });
+    }
+    // One execution per node and version, none started twice (no agent was restarted here).
+    const runs = fleet.runs.filter((r) => r.jobId === jobId);
+    expect(runs.every((r) => r.attempt === 1)).toBe(true);
+    const keys = runs.map((r) => `${r.node}@${r.version}`);
+    expect(new Set(keys).size).toBe(keys.length);
   });
 });

@@ -270,18 +270,34 @@ async function rollback(
   ctx.remember(createdRecord(record, created));
   // Recorded here before the job names it active, so a sync in between never sees it as a takeover.
   const updated = await writeRecord(ctx, d, { ...d, rollbackDeploymentId: rbId, updatedAt: now });
-  await ctx.writeJob(job.id, (j) =>
-    j.deploymentId === rbId
+  await nameRollbackActive(ctx, job.id, d, version.version, toVersion);
+  ctx.enqueue(`d:${rbId}`);
+  return updated;
+}
+
+/**
+ * The job write that makes the rollback deployment of `d` (rolling out `version`, the spec of
+ * `toVersion`) the job's active one. The applier's last step of a rollback; the job sync repeats
+ * it when a crash came before it (the job still names `d`, which names its rollback).
+ */
+export async function nameRollbackActive(
+  ctx: RuntimeContext,
+  jobId: string,
+  d: Pick<DeploymentRecord, "id" | "jobVersion">,
+  version: number,
+  toVersion: number,
+): Promise<void> {
+  const rbId = deploymentIdFor(jobId, version);
+  await ctx.writeJob(jobId, (j) =>
+    j.deploymentId === rbId || j.version !== version
       ? undefined
       : {
           state: j.state === "running" ? "running" : canTransition(j.state, "running") ? "running" : j.state,
-          message: `rolling back version ${d.jobVersion} to the spec of version ${toVersion} (as version ${version.version}), deployment ${rbId}`,
+          message: `rolling back version ${d.jobVersion} to the spec of version ${toVersion} (as version ${version}), deployment ${rbId}`,
           details: { deployment_id: rbId, rollback_of: d.id },
           deploymentId: rbId,
         },
   );
-  ctx.enqueue(`d:${rbId}`);
-  return updated;
 }
 
 /** Ends an active deployment whose job stopped, failed on a timeout, or was deleted. */

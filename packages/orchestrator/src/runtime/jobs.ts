@@ -21,7 +21,7 @@ import { plan } from "../rollout/plan.js";
 import { plural } from "../rollout/plural.js";
 import { isActiveDeployment, isTerminalDeployment } from "../rollout/states.js";
 import type { DeploymentRecord } from "../rollout/types.js";
-import { abandon } from "./applier.js";
+import { abandon, nameRollbackActive } from "./applier.js";
 import type { RuntimeContext } from "./context.js";
 import { createdRecord, createWriteOf, deploymentIdFor } from "./records.js";
 import { deploymentTargets, selectorOf } from "./targets.js";
@@ -99,12 +99,15 @@ export async function syncJob(
   if (active === undefined || active.jobVersion < job.version) {
     // Only a rolling-back deployment's own rollback version is the applier's to deploy; the
     // version's kind is read only then (a new job's first sync reads nothing it does not need).
-    const rolledBackBy =
-      active?.state === "rolling_back" && (await ctx.spec(job.id, job.version))?.kind === "rollback";
-    if (!rolledBackBy) {
+    const version = active?.state === "rolling_back" ? await ctx.spec(job.id, job.version) : undefined;
+    if (active === undefined || version?.kind !== "rollback") {
       await startDeployment(ctx, job, active);
       return;
     }
+    // The applier created the rollback deployment and recorded it in `active`, and a crash came
+    // before the job write naming it: finish that write.
+    if (active.rollbackDeploymentId === deploymentIdFor(job.id, job.version))
+      await nameRollbackActive(ctx, job.id, active, job.version, version.sourceVersion);
   }
   if (active !== undefined && isActiveDeployment(active.state)) return;
 

@@ -5,7 +5,7 @@
  * the stable version, jobs queue and time out, and only the lease holder acts (fencing).
  */
 import { MemoryBroker } from "@edgeplane/bus";
-import { type JobSpec, validateJobSpec } from "@edgeplane/core";
+import { EdgeplaneError, type JobSpec, validateJobSpec } from "@edgeplane/core";
 import { parseSelector } from "@edgeplane/selector";
 import {
   createMemoryDeploymentData,
@@ -23,6 +23,7 @@ import {
   type MemoryNodeData,
   memoryFencing,
   type NodeVersionStore,
+  type StatusUpdate,
 } from "@edgeplane/store";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNodeRegistry, type NodeRegistry } from "../node-registry.js";
@@ -103,10 +104,17 @@ function countingAssigns(store: NodeVersionStore): NodeVersionStore {
 
 /** Job versions the rollout runtime read (a version's spec and kind). */
 let versionReads = 0;
+/** Job status writes of the rollout runtime that never happen (its process died first). */
+let lostJobWrites: ((update: StatusUpdate) => boolean) | undefined;
 
 function countingVersionReads(store: JobStore): JobStore {
   return new Proxy(store, {
     get(target, key, receiver) {
+      if (key === "updateStatus")
+        return (...args: Parameters<JobStore["updateStatus"]>) => {
+          if (lostJobWrites?.(args[1])) throw new EdgeplaneError("unavailable", "the process died (test)");
+          return target.updateStatus(...args);
+        };
       if (key !== "getVersion") return Reflect.get(target, key, receiver);
       return (...args: Parameters<JobStore["getVersion"]>) => {
         versionReads++;
@@ -247,6 +255,7 @@ beforeEach(async () => {
   deployments = createMemoryDeploymentStore({ data: depData });
   badVersions.clear();
   agents.clear();
+  lostJobWrites = undefined;
   cp = await startControlPlane("cp-a");
 });
 
@@ -538,5 +547,68 @@ describe("the rollout runtime", () => {
     await advance(10_000);
     await converge(b);
     expect((await deploymentOf(job)).state).toBe("succeeded");
+  });
+
+  /** The leader dies (its lease lapses; it stops acting) and `cp-b` takes over. */
+  async function failOver(): Promise<ControlPlaneStub> {
+    const b = await startControlPlane("cp-b");
+    depData.lease = undefined;
+    await b.runtime.elector.tick();
+    await cp.runtime.elector.tick();
+    expect(b.runtime.isLeader()).toBe(true);
+    expect(cp.runtime.isLeader()).toBe(false);
+    cp = b;
+    return b;
+  }
+
+  it("a leader dying between a new version's deployment and the job write naming it: the next one finishes it", async () => {
+    for (const id of ["n1", "n2", "n3"]) await agent(id);
+    const v1 = await submit("web", rolling());
+    await converge();
+    await advance(10_000);
+    const d2 = deploymentIdFor(v1.id, 2);
+    lostJobWrites = (u) => u.deploymentId === d2;
+    await submit("web", { ...rolling(), description: "v2" });
+    await converge();
+    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(deploymentIdFor(v1.id, 1));
+    expect((await deploymentOf(v1, 2)).state).not.toBe("superseded");
+    lostJobWrites = undefined;
+    await failOver();
+    await converge();
+    // Never superseded by the older deployment the job still named.
+    expect((await deploymentOf(v1, 2)).state).not.toBe("superseded");
+    await advance(10_000);
+    expect((await deploymentOf(v1, 2)).state).toBe("succeeded");
+    expect(await jobs.getJob(v1.id)).toMatchObject({ deploymentId: d2, stableVersion: 2 });
+    expect(versionsHeld(v1.id)).toEqual({ n1: 2, n2: 2, n3: 2 });
+  });
+
+  it("a leader dying between a rollback deployment and the job write naming it: the rollback goes on, named", async () => {
+    for (const id of ["n1", "n2", "n3"]) await agent(id);
+    const v1 = await submit("web", rolling({ max_failed_nodes: 0 }));
+    await converge();
+    await advance(10_000);
+    badVersions.add(2);
+    const rb = deploymentIdFor(v1.id, 3);
+    lostJobWrites = (u) => u.deploymentId === rb;
+    await submit("web", { ...rolling({ max_failed_nodes: 0 }), description: "bad" });
+    await converge();
+    await advance(25_000);
+    // The bad version failed; the rollback version and its deployment exist; the job still
+    // names the failed deployment.
+    expect((await deploymentOf(v1, 2)).rollbackDeploymentId).toBe(rb);
+    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(deploymentIdFor(v1.id, 2));
+    lostJobWrites = undefined;
+    await failOver();
+    await converge();
+    // The rollback deployment is not superseded by the deployment it rolls back, and the job
+    // names it now.
+    expect((await deploymentOf(v1, 3)).state).not.toBe("superseded");
+    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(rb);
+    await advance(10_000);
+    expect((await deploymentOf(v1, 3)).state).toBe("succeeded");
+    expect((await deploymentOf(v1, 2)).state).toBe("rolled_back");
+    expect(versionsHeld(v1.id)).toEqual({ n1: 3, n2: 3, n3: 3 });
+    expect(await jobs.getJob(v1.id)).toMatchObject({ deploymentId: rb, stableVersion: 3, state: "running" });
   });
 });

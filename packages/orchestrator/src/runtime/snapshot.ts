@@ -111,20 +111,28 @@ async function stableOf(
   };
 }
 
-/** The newer deployment that took over, if any (never this deployment's own rollback). */
+/**
+ * The newer deployment that took over, if any: the job's active deployment when it rolls out a
+ * newer version than `d`. Never this deployment's own rollback, nor an older deployment the job
+ * still names because a crash came between creating `d` and the job's write naming it (`d` is a
+ * new version's deployment, or the rollback of the deployment the job names): the job sync
+ * finishes that write.
+ */
 async function supersededBy(
   ctx: RuntimeContext,
   d: DeploymentRecord,
   job: JobRecord | undefined,
 ): Promise<string | undefined> {
   const active = job?.deploymentId;
-  if (active === undefined || active === "" || active === d.id || active === d.rollbackDeploymentId)
-    return undefined;
-  const other = ctx.records.get(active) ?? (await ctx.deployments.getSummary(active))?.summary;
+  if (job === undefined || active === undefined || active === "" || active === d.id) return undefined;
+  if (active === d.rollbackDeploymentId) return undefined;
+  const other = (ctx.records.get(active) ?? (await ctx.deployments.getSummary(active))?.summary) as
+    | { rollbackOfDeploymentId?: unknown; jobVersion?: unknown }
+    | undefined;
   // The rollback of this deployment, made active just before its id was recorded here.
-  if ((other as { rollbackOfDeploymentId?: string } | undefined)?.rollbackOfDeploymentId === d.id)
-    return undefined;
-  return active;
+  if (other?.rollbackOfDeploymentId === d.id) return undefined;
+  const version = typeof other?.jobVersion === "number" ? other.jobVersion : job.version;
+  return version > d.jobVersion ? active : undefined;
 }
 
 /** Loads the snapshot of one sync of `d`. */
