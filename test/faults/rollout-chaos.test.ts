@@ -1,9 +1,11 @@
 /**
- * Chaos soak (`npm run test:faults`): rolling deployments across 12 real agents while, in each
- * round, one process is killed mid-rollout: the control plane (`kill -9`, then a new one),
- * redis-server (`kill -9`, then a restart on its AOF), nats-server (`kill -9`, then a restart),
- * an agent (stopped with no grace, then restarted from its data dir), or all three servers at
- * once (a host's reboot, as far as the control plane can tell). After every round:
+ * Chaos soak (`npm run test:faults`): rolling (and auto-promoting canary) deployments across 12
+ * real agents while, in each round, one process is killed mid-rollout: the control plane
+ * (`kill -9`, then a new one), redis-server (`kill -9`, then a restart on its AOF), nats-server
+ * (`kill -9`, then a restart), an agent (stopped with no grace, then restarted from its data dir),
+ * all three servers at once (a host's reboot, as far as the control plane can tell), or
+ * redis-server or nats-server hung (SIGSTOP) for 3 s, longer than the leader's lease. After every
+ * round:
  *
  * - the round's version is stored (every acknowledged submit is readable, the version history
  *   complete), its deployment ended `succeeded`, and every agent runs it;
@@ -13,14 +15,16 @@
  *
  * A second test submits job versions from four writers through the API while the control plane
  * and redis-server are killed again and again (also the control plane while Redis is paused, so
- * that scripts it sent run after it died and their retries meet them applied): each writer retries a failed submit with the same
- * `Idempotency-Key` (and `expected_version`, so a retry of a submit that was applied but not
- * answered only succeeds through its key), and every acknowledged submit must be stored exactly
- * once (no version lost, none made twice by a retry). A third rolls out bad versions (a mapping
- * that fails every message) and kills the control plane as the deployment halts, or Redis while
- * it runs: each is rolled back exactly once, to a version carrying the good spec.
+ * that scripts it sent run after it died and their retries meet them applied): each writer
+ * retries a failed submit with the same `Idempotency-Key` (and `expected_version`, so a retry of
+ * a submit that was applied but not answered only succeeds through its key), and every
+ * acknowledged submit must be stored exactly once (no version lost, none made twice by a retry).
  *
- * `CHAOS_ROUNDS` (default 10) sets the number of rounds; the faults cycle in the order above.
+ * A third rolls out bad versions (a mapping that fails every message) and kills the control
+ * plane as the deployment halts, or Redis while it runs: each is rolled back exactly once, to a
+ * version carrying the good spec.
+ *
+ * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
 import { type NatsServer, type RedisServer, startNats, startRedis, waitFor } from "@edgeplane/testkit";
@@ -39,8 +43,16 @@ interface DeploymentJson {
 }
 
 const NODES = Array.from({ length: 12 }, (_, i) => `chaos-${String(i + 1).padStart(2, "0")}`);
-const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 10);
-const FAULTS = ["control-plane", "redis", "nats", "agent", "everything"] as const;
+const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 14);
+const FAULTS = [
+  "control-plane",
+  "redis",
+  "nats",
+  "agent",
+  "everything",
+  "redis-pause",
+  "nats-pause",
+] as const;
 type Fault = (typeof FAULTS)[number];
 const PREFIX = "ep:";
 
@@ -90,8 +102,11 @@ function spec(version: number): Json {
     description: `version ${version}`,
     config: pipelineConfig(false, `v${version}`),
     selector: { match_labels: { site: "chaos" } },
+    // Every third version is a canary that promotes itself.
     deployment: {
-      strategy: "rolling",
+      ...(version % 3 === 0
+        ? { strategy: "canary", canary_count: 2, auto_promote: true }
+        : { strategy: "rolling" }),
       max_parallel: 3,
       health_check: { deadline: "90s", min_healthy_time: "1s" },
     },
@@ -156,6 +171,15 @@ async function inject(fault: Fault, round: number): Promise<string | undefined> 
       await Promise.all([bounce(redis), bounce(nats)]);
       cp = await startCp();
       return undefined;
+    case "redis-pause":
+    case "nats-pause": {
+      // Hung, not dead (SIGSTOP), for longer than the leader's lease (2 s): the leader loses it.
+      const server = fault === "redis-pause" ? redis : nats;
+      await server.pause();
+      await new Promise((r) => setTimeout(r, 3000));
+      await server.resume();
+      return undefined;
+    }
     case "agent": {
       const id = NODES[(round * 5) % NODES.length] as string;
       await fleet.stopOne(id);
