@@ -24,9 +24,13 @@
  * plane as the deployment halts, or Redis while it runs: each is rolled back exactly once, to a
  * version carrying the good spec.
  *
+ * A fourth submits a newer version while a rollout is half-way and kills the control plane right
+ * after: the half-way deployment ends superseded and the newer one succeeds, once.
+ *
  * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
+import { deploymentIdFor } from "@edgeplane/orchestrator";
 import { type NatsServer, type RedisServer, startNats, startRedis, waitFor } from "@edgeplane/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { pipelineConfig, RealFleet } from "../e2e/support/agents.js";
@@ -446,6 +450,70 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       });
     }
     // One execution per node and version, none started twice (no agent was restarted here).
+    const runs = fleet.runs.filter((r) => r.jobId === jobId);
+    expect(runs.every((r) => r.attempt === 1)).toBe(true);
+    const keys = runs.map((r) => `${r.node}@${r.version}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("a newer version submitted mid-rollout, the control plane killed right after: the newer one takes over", async () => {
+    await ready();
+    const body = (version: number, tag: string) => ({
+      name: "supersede",
+      type: "pipeline",
+      description: `${tag} ${version}`,
+      config: pipelineConfig(false, `${tag}-${version}`),
+      selector: { match_labels: { site: "chaos" } },
+      deployment: {
+        strategy: "rolling",
+        max_parallel: 2,
+        health_check: { deadline: "60s", min_healthy_time: "2s" },
+      },
+    });
+    const post = async (version: number) => {
+      const res = await api(current().httpUrl, "POST", "/api/v1/jobs", body(version, "s"));
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+      return res.body.job as { id: string; status: { version: number } };
+    };
+    const first = await post(1);
+    const jobId = first.id;
+    await waitFor(async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded", {
+      timeoutMs: 60_000,
+      message: "v1 to succeed",
+    });
+    let version = 1;
+    for (let round = 0; round < 4; round++) {
+      const mid = (await post(version + 1)).status.version;
+      const d = await deploymentOf(jobId, mid);
+      await waitFor(async () => ((await deployment(d.id))?.counters.updated ?? 0) >= 2, {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+        message: `round ${round}: v${mid} under way`,
+      });
+      const newer = (await post(mid + 1)).status.version;
+      // Killed with the newer version stored and its deployment being started (or not yet).
+      await new Promise((r) => setTimeout(r, (round % 2) * 150));
+      await killControlPlane();
+      cp = await startCp();
+      const done = await waitFor(
+        async () => {
+          const now = await deployment(deploymentIdFor(jobId, newer));
+          return now?.state === "succeeded" ? now : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${newer} to succeed` },
+      );
+      expect(done.counters).toMatchObject({ targets: NODES.length, healthy: NODES.length });
+      expect((await deployment(d.id))?.state, `round ${round}: v${mid}`).toBe("superseded");
+      const job = (await tryGet(`/api/v1/jobs/${jobId}`))?.job as {
+        status: { version: number; deployment_id: string; stable_version: number };
+      };
+      expect(job.status).toMatchObject({ version: newer, deployment_id: done.id, stable_version: newer });
+      await waitFor(() => fleet.allRun(jobId, newer), {
+        timeoutMs: 30_000,
+        message: `round ${round}: every agent to run v${newer}`,
+      });
+      version = newer;
+    }
     const runs = fleet.runs.filter((r) => r.jobId === jobId);
     expect(runs.every((r) => r.attempt === 1)).toBe(true);
     const keys = runs.map((r) => `${r.node}@${r.version}`);
