@@ -27,6 +27,9 @@
  * A fourth submits a newer version while a rollout is half-way and kills the control plane right
  * after: the half-way deployment ends superseded and the newer one succeeds, once.
  *
+ * A fifth runs two control planes and kills the leader mid-rollout, round after round (a new
+ * replica joins each time): the other takes the lease and finishes each rollout.
+ *
  * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
@@ -518,5 +521,84 @@ describe("chaos: kill -9 of any process during rollouts", () => {
     expect(runs.every((r) => r.attempt === 1)).toBe(true);
     const keys = runs.map((r) => `${r.node}@${r.version}`);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("two control planes: the leader killed mid-rollout again and again, the other takes over", async () => {
+    await ready();
+    const pair = [current(), await startCp()];
+    /** The pid in the leader lease (`<epoch>|<host>-<pid>-<random>`). */
+    const leaderPid = async (): Promise<number> => {
+      const { Redis } = await import("ioredis");
+      const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await client.connect();
+        const holder = ((await client.get(`${PREFIX}leader`)) ?? "0|").split("|")[1] ?? "";
+        return Number(holder.split("-").at(-2));
+      } finally {
+        client.disconnect();
+      }
+    };
+    const body = (version: number) => ({
+      ...spec(version),
+      name: "ha",
+      deployment: {
+        strategy: "rolling",
+        max_parallel: 3,
+        health_check: { deadline: "90s", min_healthy_time: "1s" },
+      },
+    });
+    let jobId = "";
+    for (let round = 0; round < 4; round++) {
+      const version = round + 1;
+      // Submit through the follower: any replica serves the API.
+      const leader = await waitFor(
+        async () => {
+          const pid = await leaderPid();
+          return pair.find((p) => p.pid === pid);
+        },
+        { timeoutMs: 15_000, message: `round ${round}: a leader among the pair` },
+      );
+      const follower = pair.find((p) => p !== leader) as ControlPlaneProcess;
+      const res = await api(follower.httpUrl, "POST", "/api/v1/jobs", body(version));
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+      jobId = (res.body.job as { id: string }).id;
+      cp = follower;
+      const d = await deploymentOf(jobId, version);
+      if (version > 1)
+        await waitFor(async () => ((await deployment(d.id))?.counters.updated ?? 0) >= 3, {
+          timeoutMs: 30_000,
+          intervalMs: 20,
+          message: `round ${round}: the first wave of v${version}`,
+        });
+      // The leader dies; a new replica joins, so there are two again.
+      leader.signal("SIGKILL");
+      await leader.exited();
+      dead.push(leader);
+      pair.splice(pair.indexOf(leader), 1, await startCp());
+      const done = await waitFor(
+        async () => {
+          const now = await deployment(d.id);
+          return now?.state === "succeeded" ? now : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${version} to succeed` },
+      );
+      const dispatched = done.events.filter((e) => e.kind === "dispatched").flatMap((e) => e.nodes);
+      expect(dispatched.sort(), `round ${round}: each node dispatched once`).toEqual([...NODES].sort());
+      await waitFor(() => fleet.allRun(jobId, version), {
+        timeoutMs: 30_000,
+        message: `round ${round}: every agent to run v${version}`,
+      });
+    }
+    const runs = fleet.runs.filter((r) => r.jobId === jobId);
+    expect(runs.every((r) => r.attempt === 1)).toBe(true);
+    const keys = runs.map((r) => `${r.node}@${r.version}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    // Leave one control plane for the tests after this one.
+    const extra = pair.find((p) => p !== cp);
+    if (extra !== undefined) {
+      extra.signal("SIGKILL");
+      await extra.exited();
+      dead.push(extra);
+    }
   });
 });
