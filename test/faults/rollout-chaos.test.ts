@@ -30,6 +30,9 @@
  * A fifth runs two control planes and kills the leader mid-rollout, round after round (a new
  * replica joins each time): the other takes the lease and finishes each rollout.
  *
+ * A sixth stops or deletes a job mid-rollout and kills the control plane right after: the
+ * rollout ends cancelled, every agent stops the job, and nothing starts it again.
+ *
  * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
@@ -599,6 +602,60 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       extra.signal("SIGKILL");
       await extra.exited();
       dead.push(extra);
+    }
+  });
+
+  it("a job stopped or deleted mid-rollout, the control plane killed right after: it ends, nothing keeps running", async () => {
+    await ready();
+    for (let round = 0; round < 4; round++) {
+      const name = `ending-${round}`;
+      const v1 = await api(current().httpUrl, "POST", "/api/v1/jobs", { ...spec(1), name });
+      expect(v1.status, JSON.stringify(v1.body)).toBeLessThan(300);
+      const jobId = (v1.body.job as { id: string }).id;
+      await waitFor(
+        async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded",
+        {
+          timeoutMs: 60_000,
+          message: `round ${round}: v1 to succeed`,
+        },
+      );
+      await api(current().httpUrl, "POST", "/api/v1/jobs", { ...spec(2), name });
+      const d2 = await deploymentOf(jobId, 2);
+      await waitFor(async () => ((await deployment(d2.id))?.counters.updated ?? 0) >= 3, {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+        message: `round ${round}: v2 under way`,
+      });
+      const ending =
+        round % 2 === 0
+          ? await api(current().httpUrl, "POST", `/api/v1/jobs/${jobId}/stop`, {})
+          : await api(current().httpUrl, "DELETE", `/api/v1/jobs/${jobId}`);
+      expect(ending.status, JSON.stringify(ending.body)).toBeLessThan(300);
+      await new Promise((r) => setTimeout(r, (round % 2) * 100));
+      await killControlPlane();
+      cp = await startCp();
+      const ended = await waitFor(
+        async () => {
+          const now = await deployment(d2.id);
+          return now !== undefined && ["cancelled", "superseded"].includes(now.state) ? now : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200, message: `round ${round}: the rollout to end` },
+      );
+      expect(ended.state).toBe("cancelled");
+      const job = (await tryGet(`/api/v1/jobs/${jobId}`))?.job as {
+        status: { state: { state_type: string } };
+      };
+      expect(job.status.state.state_type).toBe(round % 2 === 0 ? "stopped" : "deleted");
+      // Every agent stops running it, and it is not started again anywhere.
+      await waitFor(() => Object.values(fleet.versions(jobId)).every((v) => v === 0), {
+        timeoutMs: 30_000,
+        message: `round ${round}: no agent to run ${name}`,
+      });
+      const started = fleet.runs.filter((r) => r.jobId === jobId).length;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(fleet.runs.filter((r) => r.jobId === jobId).length, `round ${round}: started again`).toBe(
+        started,
+      );
     }
   });
 });
