@@ -33,6 +33,9 @@
  * A sixth stops or deletes a job mid-rollout and kills the control plane right after: the
  * rollout ends cancelled, every agent stops the job, and nothing starts it again.
  *
+ * A seventh sends the controls a person uses (pause, resume, promote, a manual rollback), each
+ * followed by a kill of the control plane: each applies once (one event, one rollback version).
+ *
  * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
@@ -657,5 +660,128 @@ describe("chaos: kill -9 of any process during rollouts", () => {
         started,
       );
     }
+  });
+
+  it("controls a person sends (pause, resume, promote, manual rollback), each followed by a kill: each applies once", async () => {
+    await ready();
+    const control = async (id: string, what: string) => {
+      const res = await waitFor(
+        async () => {
+          try {
+            const r = await api(current().httpUrl, "POST", `/api/v1/deployments/${id}/${what}`, {});
+            return r.status < 500 ? r : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        { timeoutMs: 30_000, message: `${what} to be answered` },
+      );
+      expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBeLessThan(300);
+    };
+    const crash = async () => {
+      await killControlPlane();
+      cp = await startCp();
+    };
+    const rollout = {
+      max_parallel: 2,
+      health_check: { deadline: "90s", min_healthy_time: "1s" },
+    };
+    const post = async (version: number, deployment: Json) => {
+      const res = await api(current().httpUrl, "POST", "/api/v1/jobs", {
+        ...spec(version),
+        name: "controls",
+        deployment,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+      return (res.body.job as { id: string }).id;
+    };
+    const jobId = await post(1, { strategy: "immediate" });
+    await waitFor(async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded", {
+      timeoutMs: 60_000,
+      message: "v1 to succeed",
+    });
+
+    // Pause, a kill: still paused, nothing more dispatched; resume, a kill: it finishes.
+    await post(2, { strategy: "rolling", ...rollout });
+    const d2 = await deploymentOf(jobId, 2);
+    await waitFor(async () => ((await deployment(d2.id))?.counters.updated ?? 0) >= 2, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      message: "v2 under way",
+    });
+    await control(d2.id, "pause");
+    await crash();
+    const paused = await waitFor(
+      async () => {
+        const now = await deployment(d2.id);
+        return now?.state === "paused" ? now : undefined;
+      },
+      { timeoutMs: 30_000, message: "v2 paused" },
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await deployment(d2.id))?.counters.updated, "no dispatch while paused").toBe(
+      paused.counters.updated,
+    );
+    await control(d2.id, "resume");
+    await crash();
+    const done2 = await waitFor(
+      async () => {
+        const now = await deployment(d2.id);
+        return now?.state === "succeeded" ? now : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 200, message: "v2 to succeed after resume" },
+    );
+    for (const kind of ["paused", "resumed"])
+      expect(
+        done2.events.filter((e) => e.kind === kind),
+        kind,
+      ).toHaveLength(1);
+
+    // A canary waits for a person; promote, a kill: promoted once, then it finishes.
+    await post(3, { strategy: "canary", canary_count: 2, ...rollout });
+    const d3 = await deploymentOf(jobId, 3);
+    await waitFor(async () => (await deployment(d3.id))?.state === "awaiting_promotion", {
+      timeoutMs: 60_000,
+      message: "v3 awaiting promotion",
+    });
+    await control(d3.id, "promote");
+    await crash();
+    const done3 = await waitFor(
+      async () => {
+        const now = await deployment(d3.id);
+        return now?.state === "succeeded" ? now : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 200, message: "v3 to succeed after promote" },
+    );
+    expect(done3.events.filter((e) => e.kind === "promoted")).toHaveLength(1);
+
+    // A manual rollback of a healthy rollout, a kill: one rollback version, to v3's spec.
+    await post(4, { strategy: "rolling", ...rollout });
+    const d4 = await deploymentOf(jobId, 4);
+    await waitFor(async () => ((await deployment(d4.id))?.counters.updated ?? 0) >= 2, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      message: "v4 under way",
+    });
+    await control(d4.id, "rollback");
+    await crash();
+    await waitFor(async () => (await deployment(d4.id))?.state === "rolled_back", {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      message: "v4 to be rolled back",
+    });
+    const versions = (await tryGet(`/api/v1/jobs/${jobId}/versions?limit=100`))?.items as Array<{
+      version: number;
+      kind: string;
+      spec: { description: string };
+    }>;
+    expect(versions.filter((v) => v.version > 4).map((v) => [v.version, v.kind, v.spec.description])).toEqual(
+      [[5, "rollback", "version 3"]],
+    );
+    await waitFor(() => fleet.allRun(jobId, 5), { timeoutMs: 30_000, message: "every agent to run v5" });
+    const runs = fleet.runs.filter((r) => r.jobId === jobId);
+    expect(runs.every((r) => r.attempt === 1)).toBe(true);
+    const keys = runs.map((r) => `${r.node}@${r.version}`);
+    expect(new Set(keys).size).toBe(keys.length);
   });
 });
