@@ -150,6 +150,41 @@ async function deployment(id: string): Promise<DeploymentJson | undefined> {
   return (await tryGet(`/api/v1/deployments/${id}`))?.deployment as DeploymentJson | undefined;
 }
 
+/** Waits until deployment `id` is in one of `states`; resolves it. */
+async function untilState(
+  id: string,
+  states: readonly string[],
+  message: string,
+  timeoutMs = 90_000,
+): Promise<DeploymentJson> {
+  return waitFor(
+    async () => {
+      const now = await deployment(id);
+      return now !== undefined && states.includes(now.state) ? now : undefined;
+    },
+    { timeoutMs, intervalMs: 200, message },
+  );
+}
+
+/** Waits until deployment `id` has updated at least `nodes` nodes (a rollout under way). */
+async function underWay(id: string, nodes: number, message: string): Promise<DeploymentJson> {
+  return waitFor(
+    async () => {
+      const now = await deployment(id);
+      return now !== undefined && now.counters.updated >= nodes ? now : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 20, message },
+  );
+}
+
+/** No agent was restarted: every execution of `jobId` started once, one per node and version. */
+function eachRanOnce(jobId: string): void {
+  const runs = fleet.runs.filter((r) => r.jobId === jobId);
+  expect(runs.every((r) => r.attempt === 1)).toBe(true);
+  const keys = runs.map((r) => `${r.node}@${r.version}`);
+  expect(new Set(keys).size).toBe(keys.length);
+}
+
 async function killControlPlane(): Promise<void> {
   const old = current();
   old.signal("SIGKILL");
@@ -245,12 +280,11 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       const agent = await inject(fault, round);
       if (agent !== undefined) restarted.add(agent);
 
-      const done = await waitFor(
-        async () => {
-          const now = await deployment(d.id);
-          return now !== undefined && (now.state === "succeeded" || now.state === "failed") ? now : undefined;
-        },
-        { timeoutMs: 120_000, intervalMs: 200, message: `round ${round} (${fault}): v${version} to end` },
+      const done = await untilState(
+        d.id,
+        ["succeeded", "failed"],
+        `round ${round} (${fault}): v${version} to end`,
+        120_000,
       );
       expect(done.state, `round ${round} (${fault}): ${done.message ?? ""}`).toBe("succeeded");
       expect(done.counters).toMatchObject({ targets: NODES.length, healthy: NODES.length, failed: 0 });
@@ -393,11 +427,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
     });
     expect(first.status, JSON.stringify(first.body)).toBeLessThan(300);
     const jobId = (first.body.job as { id: string }).id;
-    const d1 = await deploymentOf(jobId, 1);
-    await waitFor(async () => (await deployment(d1.id))?.state === "succeeded", {
-      timeoutMs: 60_000,
-      message: "v1 to succeed",
-    });
+    await untilState((await deploymentOf(jobId, 1)).id, ["succeeded"], "v1 to succeed");
     let version = 1;
     for (let round = 0; round < 4; round++) {
       const bad = {
@@ -432,14 +462,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
         cp = await startCp();
       } else await bounce(redis);
 
-      const ended = await waitFor(
-        async () => {
-          const now = await deployment(d.id);
-          return now?.state === "rolled_back" ? now : undefined;
-        },
-        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${badVersion} to be rolled back` },
-      );
-      expect(ended.state).toBe("rolled_back");
+      await untilState(d.id, ["rolled_back"], `round ${round}: v${badVersion} to be rolled back`);
       // Exactly one rollback version, carrying the good spec; nothing after it.
       const versions = (await tryGet(`/api/v1/jobs/${jobId}/versions?limit=100`))?.items as Array<{
         version: number;
@@ -459,10 +482,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       });
     }
     // One execution per node and version, none started twice (no agent was restarted here).
-    const runs = fleet.runs.filter((r) => r.jobId === jobId);
-    expect(runs.every((r) => r.attempt === 1)).toBe(true);
-    const keys = runs.map((r) => `${r.node}@${r.version}`);
-    expect(new Set(keys).size).toBe(keys.length);
+    eachRanOnce(jobId);
   });
 
   it("a newer version submitted mid-rollout, the control plane killed right after: the newer one takes over", async () => {
@@ -486,30 +506,21 @@ describe("chaos: kill -9 of any process during rollouts", () => {
     };
     const first = await post(1);
     const jobId = first.id;
-    await waitFor(async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded", {
-      timeoutMs: 60_000,
-      message: "v1 to succeed",
-    });
+    await untilState((await deploymentOf(jobId, 1)).id, ["succeeded"], "v1 to succeed");
     let version = 1;
     for (let round = 0; round < 4; round++) {
       const mid = (await post(version + 1)).status.version;
       const d = await deploymentOf(jobId, mid);
-      await waitFor(async () => ((await deployment(d.id))?.counters.updated ?? 0) >= 2, {
-        timeoutMs: 30_000,
-        intervalMs: 20,
-        message: `round ${round}: v${mid} under way`,
-      });
+      await underWay(d.id, 2, `round ${round}: v${mid} under way`);
       const newer = (await post(mid + 1)).status.version;
       // Killed with the newer version stored and its deployment being started (or not yet).
       await new Promise((r) => setTimeout(r, (round % 2) * 150));
       await killControlPlane();
       cp = await startCp();
-      const done = await waitFor(
-        async () => {
-          const now = await deployment(deploymentIdFor(jobId, newer));
-          return now?.state === "succeeded" ? now : undefined;
-        },
-        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${newer} to succeed` },
+      const done = await untilState(
+        deploymentIdFor(jobId, newer),
+        ["succeeded"],
+        `round ${round}: v${newer} to succeed`,
       );
       expect(done.counters).toMatchObject({ targets: NODES.length, healthy: NODES.length });
       expect((await deployment(d.id))?.state, `round ${round}: v${mid}`).toBe("superseded");
@@ -523,10 +534,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       });
       version = newer;
     }
-    const runs = fleet.runs.filter((r) => r.jobId === jobId);
-    expect(runs.every((r) => r.attempt === 1)).toBe(true);
-    const keys = runs.map((r) => `${r.node}@${r.version}`);
-    expect(new Set(keys).size).toBe(keys.length);
+    eachRanOnce(jobId);
   });
 
   it("two control planes: the leader killed mid-rollout again and again, the other takes over", async () => {
@@ -570,24 +578,13 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       jobId = (res.body.job as { id: string }).id;
       cp = follower;
       const d = await deploymentOf(jobId, version);
-      if (version > 1)
-        await waitFor(async () => ((await deployment(d.id))?.counters.updated ?? 0) >= 3, {
-          timeoutMs: 30_000,
-          intervalMs: 20,
-          message: `round ${round}: the first wave of v${version}`,
-        });
+      if (version > 1) await underWay(d.id, 3, `round ${round}: the first wave of v${version}`);
       // The leader dies; a new replica joins, so there are two again.
       leader.signal("SIGKILL");
       await leader.exited();
       dead.push(leader);
       pair.splice(pair.indexOf(leader), 1, await startCp());
-      const done = await waitFor(
-        async () => {
-          const now = await deployment(d.id);
-          return now?.state === "succeeded" ? now : undefined;
-        },
-        { timeoutMs: 90_000, intervalMs: 200, message: `round ${round}: v${version} to succeed` },
-      );
+      const done = await untilState(d.id, ["succeeded"], `round ${round}: v${version} to succeed`);
       const dispatched = done.events.filter((e) => e.kind === "dispatched").flatMap((e) => e.nodes);
       expect(dispatched.sort(), `round ${round}: each node dispatched once`).toEqual([...NODES].sort());
       await waitFor(() => fleet.allRun(jobId, version), {
@@ -595,10 +592,7 @@ describe("chaos: kill -9 of any process during rollouts", () => {
         message: `round ${round}: every agent to run v${version}`,
       });
     }
-    const runs = fleet.runs.filter((r) => r.jobId === jobId);
-    expect(runs.every((r) => r.attempt === 1)).toBe(true);
-    const keys = runs.map((r) => `${r.node}@${r.version}`);
-    expect(new Set(keys).size).toBe(keys.length);
+    eachRanOnce(jobId);
     // Leave one control plane for the tests after this one.
     const extra = pair.find((p) => p !== cp);
     if (extra !== undefined) {
@@ -615,20 +609,10 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       const v1 = await api(current().httpUrl, "POST", "/api/v1/jobs", { ...spec(1), name });
       expect(v1.status, JSON.stringify(v1.body)).toBeLessThan(300);
       const jobId = (v1.body.job as { id: string }).id;
-      await waitFor(
-        async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded",
-        {
-          timeoutMs: 60_000,
-          message: `round ${round}: v1 to succeed`,
-        },
-      );
+      await untilState((await deploymentOf(jobId, 1)).id, ["succeeded"], `round ${round}: v1 to succeed`);
       await api(current().httpUrl, "POST", "/api/v1/jobs", { ...spec(2), name });
       const d2 = await deploymentOf(jobId, 2);
-      await waitFor(async () => ((await deployment(d2.id))?.counters.updated ?? 0) >= 3, {
-        timeoutMs: 30_000,
-        intervalMs: 20,
-        message: `round ${round}: v2 under way`,
-      });
+      await underWay(d2.id, 3, `round ${round}: v2 under way`);
       const ending =
         round % 2 === 0
           ? await api(current().httpUrl, "POST", `/api/v1/jobs/${jobId}/stop`, {})
@@ -637,12 +621,10 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       await new Promise((r) => setTimeout(r, (round % 2) * 100));
       await killControlPlane();
       cp = await startCp();
-      const ended = await waitFor(
-        async () => {
-          const now = await deployment(d2.id);
-          return now !== undefined && ["cancelled", "superseded"].includes(now.state) ? now : undefined;
-        },
-        { timeoutMs: 60_000, intervalMs: 200, message: `round ${round}: the rollout to end` },
+      const ended = await untilState(
+        d2.id,
+        ["cancelled", "superseded"],
+        `round ${round}: the rollout to end`,
       );
       expect(ended.state).toBe("cancelled");
       const job = (await tryGet(`/api/v1/jobs/${jobId}`))?.job as {
@@ -696,41 +678,22 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       return (res.body.job as { id: string }).id;
     };
     const jobId = await post(1, { strategy: "immediate" });
-    await waitFor(async () => (await deployment((await deploymentOf(jobId, 1)).id))?.state === "succeeded", {
-      timeoutMs: 60_000,
-      message: "v1 to succeed",
-    });
+    await untilState((await deploymentOf(jobId, 1)).id, ["succeeded"], "v1 to succeed");
 
     // Pause, a kill: still paused, nothing more dispatched; resume, a kill: it finishes.
     await post(2, { strategy: "rolling", ...rollout });
     const d2 = await deploymentOf(jobId, 2);
-    await waitFor(async () => ((await deployment(d2.id))?.counters.updated ?? 0) >= 2, {
-      timeoutMs: 30_000,
-      intervalMs: 20,
-      message: "v2 under way",
-    });
+    await underWay(d2.id, 2, "v2 under way");
     await control(d2.id, "pause");
     await crash();
-    const paused = await waitFor(
-      async () => {
-        const now = await deployment(d2.id);
-        return now?.state === "paused" ? now : undefined;
-      },
-      { timeoutMs: 30_000, message: "v2 paused" },
-    );
+    const paused = await untilState(d2.id, ["paused"], "v2 paused", 30_000);
     await new Promise((r) => setTimeout(r, 3000));
     expect((await deployment(d2.id))?.counters.updated, "no dispatch while paused").toBe(
       paused.counters.updated,
     );
     await control(d2.id, "resume");
     await crash();
-    const done2 = await waitFor(
-      async () => {
-        const now = await deployment(d2.id);
-        return now?.state === "succeeded" ? now : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 200, message: "v2 to succeed after resume" },
-    );
+    const done2 = await untilState(d2.id, ["succeeded"], "v2 to succeed after resume");
     for (const kind of ["paused", "resumed"])
       expect(
         done2.events.filter((e) => e.kind === kind),
@@ -740,36 +703,19 @@ describe("chaos: kill -9 of any process during rollouts", () => {
     // A canary waits for a person; promote, a kill: promoted once, then it finishes.
     await post(3, { strategy: "canary", canary_count: 2, ...rollout });
     const d3 = await deploymentOf(jobId, 3);
-    await waitFor(async () => (await deployment(d3.id))?.state === "awaiting_promotion", {
-      timeoutMs: 60_000,
-      message: "v3 awaiting promotion",
-    });
+    await untilState(d3.id, ["awaiting_promotion"], "v3 awaiting promotion");
     await control(d3.id, "promote");
     await crash();
-    const done3 = await waitFor(
-      async () => {
-        const now = await deployment(d3.id);
-        return now?.state === "succeeded" ? now : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 200, message: "v3 to succeed after promote" },
-    );
+    const done3 = await untilState(d3.id, ["succeeded"], "v3 to succeed after promote");
     expect(done3.events.filter((e) => e.kind === "promoted")).toHaveLength(1);
 
     // A manual rollback of a healthy rollout, a kill: one rollback version, to v3's spec.
     await post(4, { strategy: "rolling", ...rollout });
     const d4 = await deploymentOf(jobId, 4);
-    await waitFor(async () => ((await deployment(d4.id))?.counters.updated ?? 0) >= 2, {
-      timeoutMs: 30_000,
-      intervalMs: 20,
-      message: "v4 under way",
-    });
+    await underWay(d4.id, 2, "v4 under way");
     await control(d4.id, "rollback");
     await crash();
-    await waitFor(async () => (await deployment(d4.id))?.state === "rolled_back", {
-      timeoutMs: 90_000,
-      intervalMs: 200,
-      message: "v4 to be rolled back",
-    });
+    await untilState(d4.id, ["rolled_back"], "v4 to be rolled back");
     const versions = (await tryGet(`/api/v1/jobs/${jobId}/versions?limit=100`))?.items as Array<{
       version: number;
       kind: string;
@@ -779,9 +725,6 @@ describe("chaos: kill -9 of any process during rollouts", () => {
       [[5, "rollback", "version 3"]],
     );
     await waitFor(() => fleet.allRun(jobId, 5), { timeoutMs: 30_000, message: "every agent to run v5" });
-    const runs = fleet.runs.filter((r) => r.jobId === jobId);
-    expect(runs.every((r) => r.attempt === 1)).toBe(true);
-    const keys = runs.map((r) => `${r.node}@${r.version}`);
-    expect(new Set(keys).size).toBe(keys.length);
+    eachRanOnce(jobId);
   });
 });
