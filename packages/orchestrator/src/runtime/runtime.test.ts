@@ -583,6 +583,24 @@ describe("the rollout runtime", () => {
     expect(versionsHeld(v1.id)).toEqual({ n1: 2, n2: 2, n3: 2 });
   });
 
+  it("a job write that fails after a new version's deployment was created: the same leader retries it", async () => {
+    for (const id of ["n1", "n2", "n3"]) await agent(id);
+    const v1 = await submit("web", rolling());
+    await converge();
+    await advance(10_000);
+    const d2 = deploymentIdFor(v1.id, 2);
+    lostJobWrites = (u) => u.deploymentId === d2;
+    await submit("web", { ...rolling(), description: "v2" });
+    await converge();
+    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(deploymentIdFor(v1.id, 1));
+    lostJobWrites = undefined; // Redis answers again
+    await advance(5_000);
+    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(d2);
+    await advance(10_000);
+    expect((await deploymentOf(v1, 2)).state).toBe("succeeded");
+    expect(versionsHeld(v1.id)).toEqual({ n1: 2, n2: 2, n3: 2 });
+  });
+
   it("a leader dying between a rollback deployment and the job write naming it: the rollback goes on, named", async () => {
     for (const id of ["n1", "n2", "n3"]) await agent(id);
     const v1 = await submit("web", rolling({ max_failed_nodes: 0 }));
