@@ -561,7 +561,11 @@ describe("the rollout runtime", () => {
     return b;
   }
 
-  it("a leader dying between a new version's deployment and the job write naming it: the next one finishes it", async () => {
+  /**
+   * v1 rolled out on three nodes; v2 submitted, its deployment created, and the job write naming
+   * it lost (`lostJobWrites` still refuses it): the job names v1's deployment.
+   */
+  async function v2WithJobWriteLost(): Promise<{ v1: JobRecord; d2: string }> {
     for (const id of ["n1", "n2", "n3"]) await agent(id);
     const v1 = await submit("web", rolling());
     await converge();
@@ -571,6 +575,11 @@ describe("the rollout runtime", () => {
     await submit("web", { ...rolling(), description: "v2" });
     await converge();
     expect((await jobs.getJob(v1.id))?.deploymentId).toBe(deploymentIdFor(v1.id, 1));
+    return { v1, d2 };
+  }
+
+  it("a leader dying between a new version's deployment and the job write naming it: the next one finishes it", async () => {
+    const { v1, d2 } = await v2WithJobWriteLost();
     expect((await deploymentOf(v1, 2)).state).not.toBe("superseded");
     lostJobWrites = undefined;
     await failOver();
@@ -584,15 +593,7 @@ describe("the rollout runtime", () => {
   });
 
   it("a job write that fails after a new version's deployment was created: the same leader retries it", async () => {
-    for (const id of ["n1", "n2", "n3"]) await agent(id);
-    const v1 = await submit("web", rolling());
-    await converge();
-    await advance(10_000);
-    const d2 = deploymentIdFor(v1.id, 2);
-    lostJobWrites = (u) => u.deploymentId === d2;
-    await submit("web", { ...rolling(), description: "v2" });
-    await converge();
-    expect((await jobs.getJob(v1.id))?.deploymentId).toBe(deploymentIdFor(v1.id, 1));
+    const { v1, d2 } = await v2WithJobWriteLost();
     lostJobWrites = undefined; // Redis answers again
     await advance(5_000);
     expect((await jobs.getJob(v1.id))?.deploymentId).toBe(d2);
