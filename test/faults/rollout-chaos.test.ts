@@ -36,6 +36,9 @@
  * A seventh sends the controls a person uses (pause, resume, promote, a manual rollback), each
  * followed by a kill of the control plane: each applies once (one event, one rollback version).
  *
+ * An eighth rolls out three jobs on the same nodes at once while processes are killed: each
+ * ends on its own new version, every execution started once.
+ *
  * `CHAOS_ROUNDS` (default 14) sets the first test's rounds; the faults cycle in the order above.
  * Needs the built packages (`npx tsc -b`): the control plane runs from dist/.
  */
@@ -726,5 +729,44 @@ describe("chaos: kill -9 of any process during rollouts", () => {
     );
     await waitFor(() => fleet.allRun(jobId, 5), { timeoutMs: 30_000, message: "every agent to run v5" });
     eachRanOnce(jobId);
+  });
+
+  it("three jobs rolling out at once on the same nodes while processes are killed: each ends on its version", async () => {
+    await ready();
+    const names = ["multi-a", "multi-b", "multi-c"];
+    const submitAll = async (version: number) => {
+      const ids: string[] = [];
+      for (const name of names) {
+        const res = await api(current().httpUrl, "POST", "/api/v1/jobs", { ...spec(version), name });
+        expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
+        ids.push((res.body.job as { id: string }).id);
+      }
+      return ids;
+    };
+    let ids = await submitAll(1);
+    for (const id of ids) await untilState((await deploymentOf(id, 1)).id, ["succeeded"], `${id}: v1`);
+    const faults: Fault[] = ["control-plane", "redis", "everything", "nats"];
+    for (let round = 0; round < faults.length; round++) {
+      const version = round + 2;
+      ids = await submitAll(version);
+      const deployments = await Promise.all(ids.map((id) => deploymentOf(id, version)));
+      await underWay(deployments[0]?.id ?? "", 3, `round ${round}: v${version} under way`);
+      await inject(faults[round] as Fault, round);
+      for (const d of deployments) {
+        const done = await untilState(
+          d.id,
+          ["succeeded", "failed"],
+          `round ${round}: ${d.id} to end`,
+          120_000,
+        );
+        expect(done.state, `round ${round}: ${d.id} ${done.message ?? ""}`).toBe("succeeded");
+      }
+      for (const id of ids)
+        await waitFor(() => fleet.allRun(id, version), {
+          timeoutMs: 30_000,
+          message: `round ${round}: every agent to run ${id} v${version}`,
+        });
+    }
+    for (const id of ids) eachRanOnce(id);
   });
 });
